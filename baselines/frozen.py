@@ -1,0 +1,120 @@
+"""Metric-based methods on frozen encoder embeddings: prototypical network and nearest neighbour."""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+
+from benchmark.methods import MethodContext, MethodEntry, label_index
+from benchmark.registry import METHODS
+from benchmark.types import Example
+
+Distance = Literal["euclidean", "cosine"]
+
+
+def similarity(queries: torch.Tensor, keys: torch.Tensor, distance: Distance) -> torch.Tensor:
+    """(q, k) scores, higher is closer: negative squared Euclidean distance or cosine.
+
+    Squared distances are expanded as |q|^2 - 2 q.k + |k|^2, one matmul and no `cdist`.
+    """
+    if distance == "cosine":
+        queries = torch.nn.functional.normalize(queries, dim=-1)
+        keys = torch.nn.functional.normalize(keys, dim=-1)
+        return queries @ keys.T
+    squared = (queries * queries).sum(-1, keepdim=True) - 2 * queries @ keys.T
+    return -(squared + (keys * keys).sum(-1))
+
+
+@dataclass(frozen=True)
+class PrototypicalConfig:
+    """Snell et al. 2017: classify by the nearest class mean (prototype) of the support set."""
+
+    distance: Distance = "euclidean"
+
+
+@dataclass(frozen=True)
+class NearestKey:
+    """Predicts the label of the key closest to each query.
+
+    Keys are prototypes (one per label, `key_labels` None) or support examples (`key_labels`
+    gives each key's label index).
+    """
+
+    context: MethodContext
+    names: list[str]
+    keys: torch.Tensor
+    distance: Distance
+    key_labels: torch.Tensor | None = None
+
+    def predict(self, texts: Sequence[str]) -> list[str]:
+        best = similarity(self.context.embed(texts), self.keys, self.distance).argmax(-1).cpu()
+        if self.key_labels is not None:
+            best = self.key_labels[best]
+        return [self.names[i] for i in best.tolist()]
+
+
+class PrototypicalNetwork:
+    """Prototypical network over a frozen encoder: prototypes are support means."""
+
+    def __init__(self, config: PrototypicalConfig, context: MethodContext) -> None:
+        self.config = config
+        self.context = context
+
+    def fit(self, support: Sequence[Example], rng: random.Random) -> NearestKey:
+        names, labels = label_index(support)
+        embedded = self.context.embed([e.text for e in support])
+        index = labels.to(embedded.device)
+        prototypes = torch.zeros(len(names), embedded.shape[1], device=embedded.device)
+        prototypes.index_add_(0, index, embedded)
+        prototypes /= torch.bincount(index, minlength=len(names)).unsqueeze(1)
+        return NearestKey(self.context, names, prototypes, self.config.distance)
+
+
+@dataclass(frozen=True)
+class NearestNeighbourConfig:
+    """1-nearest neighbour among support embeddings."""
+
+    distance: Distance = "cosine"
+
+
+class NearestNeighbour:
+    """Labels each query with the label of its nearest support example."""
+
+    def __init__(self, config: NearestNeighbourConfig, context: MethodContext) -> None:
+        self.config = config
+        self.context = context
+
+    def fit(self, support: Sequence[Example], rng: random.Random) -> NearestKey:
+        names, labels = label_index(support)
+        keys = self.context.embed([e.text for e in support])
+        return NearestKey(self.context, names, keys, self.config.distance, key_labels=labels)
+
+
+METHODS.add(
+    "protonet",
+    MethodEntry(
+        "prototypical network, frozen encoder, squared Euclidean distance (Snell et al. 2017)",
+        PrototypicalConfig("euclidean"),
+        PrototypicalNetwork,
+    ),
+)
+METHODS.add(
+    "protonet-cosine",
+    MethodEntry(
+        "prototypical network, frozen encoder, cosine similarity",
+        PrototypicalConfig("cosine"),
+        PrototypicalNetwork,
+    ),
+)
+METHODS.add(
+    "nearest-neighbour",
+    MethodEntry(
+        "1-nearest neighbour among support embeddings, cosine similarity",
+        NearestNeighbourConfig("cosine"),
+        NearestNeighbour,
+    ),
+)

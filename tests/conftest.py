@@ -1,0 +1,21 @@
+"""Shared fixtures: the shared data directory, required in CI."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("FEWSHOT_BENCH_DATA") or REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """`$FEWSHOT_BENCH_DATA` or `../shared/data`; skipped when absent, except in CI."""
+    if (SHARED_DATA / "clinc150").is_dir():
+        return SHARED_DATA
+    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+        pytest.fail(f"CI=true but the shared data is missing at {SHARED_DATA}")
+    pytest.skip(f"shared data not found at {SHARED_DATA}")

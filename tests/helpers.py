@@ -1,0 +1,21 @@
+"""Test helpers importable from every test module."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+
+class TableEncoder:
+    """A fake encoder that looks texts up in a fixed table (for exact method tests)."""
+
+    name = "table"
+    revision = "test"
+
+    def __init__(self, table: dict[str, Sequence[float]]) -> None:
+        self.table = {k: np.asarray(v, dtype=np.float32) for k, v in table.items()}
+        self.dim = len(next(iter(self.table.values())))
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        return np.stack([self.table[t] for t in texts])

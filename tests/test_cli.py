@@ -1,0 +1,130 @@
+"""The command line: runs, result listing, and each user error with its message."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+import benchmark.runner
+from benchmark.cli import main
+
+FAST = ["--encoder", "hashing-bow", "--episodes", "20", "--seeds", "2", "--no-progress"]
+
+
+def run_cli(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.fixture
+def no_encoding(monkeypatch):
+    """Fail the test if anything tries to build an encoder."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("an encoder was built before the input was checked")
+
+    monkeypatch.setattr(benchmark.runner, "build_encoder", refuse)
+
+
+def test_run_prints_tables_and_writes_one_record_per_cell(tmp_path, capsys):
+    out = tmp_path / "runs"
+    code, stdout, _ = run_cli(
+        capsys, "run", "--task", "clinc150", "--method", "protonet,majority",
+        "--k-shot", "1,5", "--out", str(out), *FAST,
+    )  # fmt: skip
+    assert code == 0
+    assert "mean ± 95% CI (%)" in stdout and "episodes/s" in stdout and "peak MB" in stdout
+    assert len(list(out.glob("*.json"))) == 4
+    code, stdout, _ = run_cli(capsys, "results", str(out), "--json")
+    records = json.loads(stdout)
+    assert code == 0 and len(records) == 4
+    assert {(r["method"], r["k_shot"]) for r in records} == {
+        ("protonet", 1), ("protonet", 5), ("majority", 1), ("majority", 5),
+    }  # fmt: skip
+    assert all(r["n_episodes"] == 40 and r["seeds"] == [0, 1] for r in records)
+
+
+def test_unknown_task_suggests(capsys, no_encoding):
+    code, _, err = run_cli(capsys, "run", "--task", "clinc", "--method", "protonet", *FAST)
+    assert code == 2
+    assert "unknown task 'clinc'. Did you mean 'clinc150'?" in err
+
+
+def test_unknown_method_suggests(capsys, no_encoding):
+    code, _, err = run_cli(capsys, "run", "--task", "clinc150", "--method", "proto-net", *FAST)
+    assert code == 2
+    assert "unknown method 'proto-net'. Did you mean 'protonet'" in err
+
+
+def test_unknown_encoder_suggests(capsys, tmp_path):
+    code, _, err = run_cli(
+        capsys, "run", "--task", "clinc150", "--method", "protonet", "--out", str(tmp_path),
+        "--encoder", "all-minilm-l6-v2", "--episodes", "2", "--no-progress",
+    )  # fmt: skip
+    assert code == 2
+    assert "unknown encoder 'all-minilm-l6-v2'. Did you mean 'all-MiniLM-L6-v2'?" in err
+
+
+def test_n_way_too_large_fails_before_encoding(capsys, no_encoding):
+    code, _, err = run_cli(
+        capsys, "run", "--task", "clinc150", "--method", "protonet", "--n-way", "60", *FAST
+    )
+    assert code == 2
+    assert "n_way=60 is larger than the 50 classes of split 'test' of clinc150" in err
+
+
+def test_shots_plus_queries_too_large_fails_before_encoding(capsys, no_encoding):
+    code, _, err = run_cli(
+        capsys, "run", "--task", "clinc150", "--method", "protonet",
+        "--k-shot", "100", "--n-query", "60", *FAST,
+    )  # fmt: skip
+    assert code == 2
+    assert "k_shot + n_query = 100 + 60 = 160 is larger than the smallest class" in err
+    assert "'todo_list' has 149 examples" in err
+
+
+def test_missing_data_dir_says_how_to_set_it(capsys, tmp_path, no_encoding):
+    code, _, err = run_cli(
+        capsys, "run", "--task", "clinc150", "--method", "protonet",
+        "--data-dir", str(tmp_path / "absent"), *FAST,
+    )  # fmt: skip
+    assert code == 2
+    assert f"data directory {tmp_path / 'absent'} (from --data-dir) does not exist" in err
+    assert "FEWSHOT_BENCH_DATA" in err
+
+
+def test_bad_numbers_are_rejected_by_the_parser(capsys):
+    with pytest.raises(SystemExit) as caught:
+        main(["run", "--task", "clinc150", "--method", "protonet", "--k-shot", "1,x"])
+    assert caught.value.code == 2
+    assert "expected comma-separated integers, got '1,x'" in capsys.readouterr().err
+
+
+def test_list_commands(capsys):
+    assert run_cli(capsys, "list", "tasks")[1].count("clinc150") == 1
+    methods = run_cli(capsys, "list", "methods")[1]
+    for name in (
+        "protonet",
+        "protonet-cosine",
+        "nearest-neighbour",
+        "logistic-regression",
+        "random",
+    ):
+        assert f"| {name} " in methods
+    assert "all-MiniLM-L6-v2" in run_cli(capsys, "list", "encoders")[1]
+
+
+def test_console_script_is_installed():
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert "run" in done.stdout and "results" in done.stdout
+    done = subprocess.run(["fewshot-bench", "list", "methods"], capture_output=True, text=True)
+    assert done.returncode == 0 and "protonet" in done.stdout

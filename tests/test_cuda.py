@@ -1,0 +1,37 @@
+"""The CUDA path: device placement, fp16 autocast, synchronised timing and CUDA peak memory.
+
+These tests need a GPU and are skipped only where torch sees none.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from benchmark.encoders import EncoderOptions, build_encoder
+from benchmark.runner import RunOptions, Sweep, run_sweep
+from benchmark.types import EpisodeSpec
+
+pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
+
+
+def test_encoder_on_cuda_matches_cpu():
+    texts = ["book a table for two", "what is my balance", "play some jazz"] * 5
+    cpu = build_encoder("all-MiniLM-L6-v2", EncoderOptions("cpu")).encode(texts)
+    gpu = build_encoder("all-MiniLM-L6-v2", EncoderOptions("cuda")).encode(texts)
+    assert gpu.dtype == np.float32
+    assert (cpu * gpu).sum(1).min() > 0.999  # fp16 autocast, unit vectors
+
+
+def test_sweep_on_cuda_records_cuda_memory_and_matches_cpu(tmp_path):
+    sweep = Sweep(
+        ("clinc150",), ("protonet", "logistic-regression"), (EpisodeSpec(5, 5, 15),), 50, (0,)
+    )
+    gpu = run_sweep(sweep, RunOptions(out=tmp_path / "gpu", device="cuda", progress=False))
+    cpu = run_sweep(sweep, RunOptions(out=tmp_path / "cpu", device="cpu", progress=False))
+    for on_gpu, on_cpu in zip(gpu.records, cpu.records, strict=True):
+        assert on_gpu["status"] == "ok" and on_gpu["device"] == "cuda"
+        assert on_gpu["peak_memory_mb"] > 0
+        assert on_gpu["episodes_fingerprint"] == on_cpu["episodes_fingerprint"]
+        assert abs(on_gpu["mean"] - on_cpu["mean"]) < 0.01

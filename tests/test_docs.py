@@ -1,0 +1,69 @@
+"""The README's commands are the ones CI runs and the CLI has."""
+
+from __future__ import annotations
+
+import importlib
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+README = (REPO / "README.md").read_text()
+
+
+def fenced_commands(text: str) -> list[str]:
+    blocks = re.findall(r"```(?:bash|sh)\n(.*?)```", text, flags=re.S)
+    return [line.strip() for block in blocks for line in block.splitlines() if line.strip()]
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    commands = fenced_commands(README)
+    test_command = next(c for c in commands if "pytest" in c)
+    assert test_command in (REPO / ".ci/run").read_text()
+
+
+def test_readme_starts_with_the_two_commands():
+    first_two = fenced_commands(README)[:2]
+    assert "python run_all.py" in first_two[0]
+    assert "pytest" in first_two[1]
+    assert all("torch==2.13.0" in c for c in first_two)
+
+
+def test_every_fewshot_bench_subcommand_in_the_readme_exists():
+    used = set(re.findall(r"fewshot-bench ([a-z]+)", README))
+    helptext = subprocess.run(
+        [sys.executable, "-m", "benchmark.cli", "--help"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert used, "the README shows no fewshot-bench command"
+    for command in used:
+        assert command in helptext, f"README uses `fewshot-bench {command}`, which does not exist"
+
+
+def test_default_suite_methods_are_all_registered():
+    from benchmark.registry import METHODS
+    from run_all import DEFAULT_SUITE
+
+    methods = DEFAULT_SUITE[DEFAULT_SUITE.index("--method") + 1].split(",")
+    assert all(m in METHODS for m in methods)
+
+
+def test_readme_method_example_runs(tmp_path, monkeypatch):
+    from benchmark.registry import METHODS
+    from benchmark.runner import RunOptions, Sweep, run_sweep
+    from benchmark.types import EpisodeSpec
+
+    source = re.search(r"```python\n(.*?)```", README, flags=re.S).group(1)
+    METHODS.names()  # load the built-ins first
+    monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))
+    (tmp_path / "readme_method.py").write_text(source)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.import_module("readme_method")
+    sweep = Sweep(("clinc150",), ("l1-centroid",), (EpisodeSpec(5, 5, 5),), 20, (0,), "hashing-bow")
+    options = RunOptions(out=tmp_path / "runs", device="cpu", progress=False)
+    (record,) = run_sweep(sweep, options).records
+    assert record["status"] == "ok"
+    assert record["mean"] > 0.5  # far above the 0.2 of chance

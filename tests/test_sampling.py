@@ -1,0 +1,102 @@
+"""Episode sampler: invariants, purity, pinned fingerprints, and spec errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from benchmark.errors import SpecError
+from benchmark.registry import TASKS
+from benchmark.sampling import check_spec, choose, episode_rng, sample_episode, sample_episodes
+from benchmark.types import EpisodeSpec, Example
+
+
+def synthetic_pool(classes: int = 8, per_class: int = 10) -> dict[str, list[Example]]:
+    return {
+        f"c{c}": [Example(f"c{c}-{j}", f"text {c} {j}", f"c{c}") for j in range(per_class)]
+        for c in range(classes)
+    }
+
+
+@pytest.fixture(scope="module")
+def clinc():
+    return TASKS.get("clinc150").load(None, 1)
+
+
+@pytest.mark.parametrize(
+    "spec", [EpisodeSpec(5, 1, 15), EpisodeSpec(5, 5, 15), EpisodeSpec(10, 3, 7)]
+)
+def test_invariants_on_clinc_test_split(clinc, spec):
+    pool = clinc.pool("test")
+    test_classes = set(clinc.splits["test"])
+    other_classes = set(clinc.splits["train"]) | set(clinc.splits["valid"])
+    for seed in (0, 1):
+        for episode in sample_episodes(pool, spec, seed, 40):
+            assert len(episode.classes) == len(set(episode.classes)) == spec.n_way
+            assert set(episode.classes) <= test_classes
+            assert not set(episode.classes) & other_classes
+            for label in episode.classes:
+                assert sum(e.label == label for e in episode.support) == spec.k_shot
+                assert sum(e.label == label for e in episode.query) == spec.n_query
+            assert {e.label for e in episode.support + episode.query} == set(episode.classes)
+            support_uids = {e.uid for e in episode.support}
+            query_uids = {e.uid for e in episode.query}
+            assert not support_uids & query_uids
+            assert len(support_uids) + len(query_uids) == spec.n_way * (spec.k_shot + spec.n_query)
+            assert not {e.text for e in episode.support} & {e.text for e in episode.query}
+
+
+def test_episode_is_pure_function_of_seed_and_index():
+    pool = synthetic_pool()
+    spec = EpisodeSpec(3, 2, 3)
+    alone = sample_episode(pool, spec, seed=4, index=17)
+    in_sequence = sample_episodes(pool, spec, seed=4, count=30)[17]
+    assert alone == in_sequence
+    assert sample_episode(pool, spec, 4, 17) == alone
+    assert sample_episode(pool, spec, 5, 17).fingerprint != alone.fingerprint
+    assert sample_episode(pool, spec, 4, 18).fingerprint != alone.fingerprint
+    # The pool's key order must not matter: labels are sorted before sampling.
+    reversed_pool = dict(reversed(list(pool.items())))
+    assert sample_episode(reversed_pool, spec, 4, 17) == alone
+
+
+def test_pinned_fingerprints_synthetic():
+    episode = sample_episode(synthetic_pool(), EpisodeSpec(3, 2, 3), seed=0, index=0)
+    assert episode.classes == ("c4", "c2", "c3")
+    assert [e.uid for e in episode.support] == ["c4-1", "c4-4", "c2-4", "c2-2", "c3-1", "c3-5"]
+    assert episode.fingerprint == "e6be1d2771993c83493cffd37b1c21b589b807172b7354ecf0e7c63b6d88929c"
+
+
+@pytest.mark.parametrize(
+    ("seed", "index", "expected"),
+    [
+        (0, 0, "864f153522c4dad96749cf322b12a872a310462b995ed0765863cd509cd89774"),
+        (0, 1, "a466fe80718cb273ecc043acb6464b10f1ae830371d0ebf9ba3fdde99447d410"),
+        (7, 123, "d4637df62e8df59e5e72d46b553ba3928674ef387fb5004a335b8944a590f8c6"),
+    ],
+)
+def test_pinned_fingerprints_clinc150(clinc, seed, index, expected):
+    episode = sample_episode(clinc.pool("test"), EpisodeSpec(5, 1, 15), seed, index)
+    assert episode.fingerprint == expected
+
+
+def test_choose_gives_distinct_indices_and_uses_whole_range():
+    rng = episode_rng(0, 0)
+    seen: set[int] = set()
+    for _ in range(200):
+        picked = choose(rng, 10, 4)
+        assert len(set(picked)) == 4 and all(0 <= i < 10 for i in picked)
+        seen.update(picked)
+    assert seen == set(range(10))
+
+
+def test_n_way_larger_than_classes_names_the_numbers():
+    with pytest.raises(SpecError, match=r"n_way=9 is larger than the 8 classes of my pool"):
+        check_spec(synthetic_pool(), EpisodeSpec(9, 1, 1), "my pool")
+
+
+def test_shots_plus_queries_larger_than_smallest_class_names_the_numbers():
+    pool = synthetic_pool()
+    pool["c3"] = pool["c3"][:6]
+    with pytest.raises(SpecError, match=r"k_shot \+ n_query = 2 \+ 5 = 7 .* 'c3' has 6 examples"):
+        check_spec(pool, EpisodeSpec(3, 2, 5), "my pool")
+    check_spec(pool, EpisodeSpec(3, 2, 4), "my pool")

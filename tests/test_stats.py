@@ -1,0 +1,43 @@
+"""Confidence intervals against scipy."""
+
+from __future__ import annotations
+
+import math
+import random
+
+import pytest
+from scipy import stats
+
+from benchmark.stats import mean_ci
+
+
+@pytest.mark.parametrize("n", [2, 5, 30, 1000])
+def test_ci_matches_scipy_t_interval(n):
+    rng = random.Random(n)
+    scores = [rng.random() for _ in range(n)]
+    summary = mean_ci(scores)
+    low, high = stats.t.interval(0.95, n - 1, loc=sum(scores) / n, scale=stats.sem(scores))
+    assert summary.n == n
+    assert summary.mean == pytest.approx((low + high) / 2, abs=1e-12)
+    assert summary.ci95 == pytest.approx((high - low) / 2, rel=1e-9)
+
+
+def test_known_values():
+    summary = mean_ci([0.0, 1.0])
+    assert summary.mean == 0.5
+    # t_{0.975,1} = 12.7062..., s = sqrt(0.5), sem = 0.5
+    assert summary.ci95 == pytest.approx(12.706204736 * 0.5, rel=1e-8)
+    assert mean_ci([0.8] * 50).ci95 == 0.0
+
+
+def test_single_and_empty():
+    assert mean_ci([0.3]).ci95 is None
+    with pytest.raises(ValueError):
+        mean_ci([])
+
+
+def test_other_confidence():
+    scores = [0.1, 0.4, 0.35, 0.8]
+    low, high = stats.t.interval(0.9, 3, loc=sum(scores) / 4, scale=stats.sem(scores))
+    assert mean_ci(scores, confidence=0.9).ci95 == pytest.approx((high - low) / 2)
+    assert not math.isnan(mean_ci(scores).ci95)

@@ -1,0 +1,125 @@
+"""Result records: arithmetic, schema, reuse of finished cells, failures, corrupt files."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from benchmark.errors import DataFormatError
+from benchmark.methods import MethodEntry
+from benchmark.registry import METHODS
+from benchmark.runner import RunOptions, Sweep, run_sweep
+from benchmark.stats import mean_ci
+from benchmark.store import load_records
+from benchmark.types import EpisodeSpec
+
+SCHEMA = json.loads(
+    (Path(__file__).resolve().parent.parent / "results/schema/record.schema.json").read_text()
+)
+
+
+def small_sweep(methods=("protonet", "random"), seeds=(0, 1)) -> Sweep:
+    return Sweep(
+        tasks=("clinc150",),
+        methods=methods,
+        specs=(EpisodeSpec(5, 1, 5), EpisodeSpec(5, 2, 5)),
+        episodes=15,
+        seeds=seeds,
+        encoder="hashing-bow",
+    )
+
+
+def options(out: Path, **changes) -> RunOptions:
+    return RunOptions(out=out, device="cpu", progress=False, **changes)
+
+
+def comparable(record: dict) -> dict:
+    varying = {"throughput", "peak_memory_mb", "created_at"}
+    return {k: v for k, v in record.items() if k not in varying}
+
+
+def test_records_follow_from_their_own_scores_and_match_the_schema(tmp_path):
+    result = run_sweep(small_sweep(), options(tmp_path))
+    assert result.ran == 4 and result.failed == 0
+    for record in load_records(tmp_path):
+        jsonschema.validate(record, SCHEMA)
+        summary = mean_ci(record["per_episode"])
+        assert record["mean"] == pytest.approx(summary.mean, abs=1e-12)
+        assert record["ci95"] == pytest.approx(summary.ci95, abs=1e-12)
+        assert len(record["per_episode"]) == record["n_episodes"] == 30
+        assert all(0.0 <= s <= 1.0 for s in record["per_episode"])
+        assert record["per_seed_mean"] == pytest.approx(
+            [sum(record["per_episode"][:15]) / 15, sum(record["per_episode"][15:]) / 15]
+        )
+        assert record["versions"]["torch"] and record["device"] == "cpu"
+        assert record["method_config"]["name"] == record["method"]
+        assert record["encoder"] == ("hashing-bow" if record["method"] == "protonet" else None)
+
+
+def test_same_sweep_gives_same_numbers_and_finished_cells_are_reused(tmp_path):
+    first = run_sweep(small_sweep(), options(tmp_path / "a"))
+    again = run_sweep(small_sweep(), options(tmp_path / "b"))
+    assert [comparable(r) for r in first.records] == [comparable(r) for r in again.records]
+    reused = run_sweep(small_sweep(), options(tmp_path / "a"))
+    assert (reused.ran, reused.reused) == (0, 4)
+    assert [comparable(r) for r in reused.records] == [comparable(r) for r in first.records]
+    forced = run_sweep(small_sweep(), options(tmp_path / "a", force=True))
+    assert (forced.ran, forced.reused) == (4, 0)
+    assert len(list((tmp_path / "a").glob("*.json"))) == 4
+
+
+def test_more_seeds_is_a_different_cell(tmp_path):
+    run_sweep(small_sweep(), options(tmp_path))
+    wider = run_sweep(small_sweep(seeds=(0, 1, 2)), options(tmp_path))
+    assert wider.ran == 4
+    assert len(list(tmp_path.glob("*.json"))) == 8
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    """Nothing to configure."""
+
+
+class Exploding:
+    def __init__(self, config, context) -> None:
+        pass
+
+    def fit(self, support, rng):
+        raise RuntimeError("kaboom from the test method")
+
+
+def test_a_failing_cell_is_stored_and_the_sweep_goes_on(tmp_path, monkeypatch):
+    entry = MethodEntry("raises on fit", NoConfig(), Exploding)
+    monkeypatch.setitem(METHODS._entries, "exploding", entry)
+    result = run_sweep(small_sweep(methods=("exploding", "protonet")), options(tmp_path))
+    assert (result.ran, result.failed) == (4, 2)
+    by_status = {(r["method"], r["status"]) for r in result.records}
+    assert by_status == {("exploding", "failed"), ("protonet", "ok")}
+    failed = [r for r in load_records(tmp_path) if r["status"] == "failed"]
+    assert len(failed) == 2
+    assert all("kaboom from the test method" in r["error"] for r in failed)
+    assert all("Traceback" in r["error"] for r in failed)
+    for record in failed:
+        jsonschema.validate(record, SCHEMA)
+    # A failed cell is retried on the next run; finished ones are not.
+    retry = run_sweep(small_sweep(methods=("exploding", "protonet")), options(tmp_path))
+    assert (retry.ran, retry.reused) == (2, 2)
+
+
+def test_corrupt_record_names_the_file_and_line(tmp_path):
+    run_sweep(small_sweep(methods=("random",)), options(tmp_path))
+    victim = sorted(tmp_path.glob("*.json"))[0]
+    text = victim.read_text()
+    victim.write_text(text[: len(text) // 2])
+    with pytest.raises(DataFormatError, match=rf"{victim.name}:\d+: not a valid result record"):
+        load_records(tmp_path)
+
+
+def test_newer_schema_is_refused(tmp_path):
+    (tmp_path / "x.json").write_text(json.dumps({"schema_version": 99}))
+    with pytest.raises(DataFormatError, match="schema_version 99 is newer"):
+        load_records(tmp_path)
