@@ -18,7 +18,8 @@ from benchmark.registry import ENCODERS, METHODS, TASKS
 from benchmark.report import results_table, throughput_table
 from benchmark.runner import RunOptions, Sweep, run_sweep
 from benchmark.store import load_records
-from benchmark.types import EpisodeSpec
+from benchmark.types import EpisodeSpec, Task
+from tasks.files import FORMATS, load_file_task
 
 DEFAULT_OUT = "runs"
 
@@ -65,7 +66,7 @@ def _seeds(value: str) -> tuple[int, ...]:
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """The flags of `run` (also accepted by run_all.py)."""
     what = parser.add_argument_group("what to run")
-    what.add_argument("--task", type=_names, required=True, help="task name(s), comma-separated")
+    what.add_argument("--task", type=_names, default=(), help="task name(s), comma-separated")
     what.add_argument(
         "--method", type=_names, required=True, help="method name(s), comma-separated"
     )
@@ -107,6 +108,29 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         default=DEFAULT_ENCODER,
         help=f"registered encoder, Hugging Face model or local folder (default {DEFAULT_ENCODER})",
     )
+    what.add_argument(
+        "--drop-small-classes",
+        action="store_true",
+        help="leave out classes with fewer than K+Q examples instead of failing",
+    )
+    own = parser.add_argument_group("your own data (instead of, or besides, --task)")
+    own.add_argument("--task-file", default=None, help="a JSON lines, CSV, TSV or CoNLL file")
+    own.add_argument(
+        "--format", choices=FORMATS, default=None, help="file format (default: by suffix)"
+    )
+    own.add_argument("--text-col", default="text", help="text column or key (default text)")
+    own.add_argument("--label-col", default="label", help="label column or key (default label)")
+    own.add_argument(
+        "--split-file",
+        default=None,
+        help='JSON {"train": [...], "valid": [...], "test": [...]} class split of the file',
+    )
+    own.add_argument(
+        "--train-classes",
+        type=_names,
+        default=(),
+        help="classes for training; the others become test classes",
+    )
     how = parser.add_argument_group("how to run it")
     how.add_argument(
         "--data-dir",
@@ -128,6 +152,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--force", action="store_true", help="rerun cells that already have a result in --out"
     )
     how.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    how.add_argument(
+        "--source",
+        choices=("local", "hub"),
+        default="local",
+        help="read data from --data-dir / vendored copies (local, default) or download it from "
+        "the Hugging Face hub with `datasets` (hub, needs network)",
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -139,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     listing = commands.add_parser("list", help="list registered tasks, methods or encoders")
     listing.add_argument("kind", choices=("tasks", "methods", "encoders"))
+    describe = commands.add_parser("describe", help="show a task's card and its loaded counts")
+    describe.add_argument("task", help="task name")
+    describe.add_argument("--data-dir", default=None, help="folder holding the data sets")
+    describe.add_argument(
+        "--split-id", type=_positive_int, default=1, help="class split (default 1)"
+    )
     run = commands.add_parser(
         "run",
         help="run tasks x methods x shots over seeds and print results",
@@ -152,6 +189,10 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _per_split(counts: dict, index: int) -> str:
+    return " / ".join(f"{split} {value[index]:,}" for split, value in counts.items())
+
+
 def command_list(kind: str) -> str:
     """Tables of registered tasks, methods or encoders."""
     if kind == "tasks":
@@ -159,30 +200,29 @@ def command_list(kind: str) -> str:
             [
                 name,
                 e.card.family,
-                e.card.version,
-                e.card.class_splits,
+                _per_split(e.card.counts, 0),
+                _per_split(e.card.counts, 1),
                 e.card.license,
                 "yes" if e.card.vendored else "no",
             ]
-            for name, e in TASKS.items()
+            for name, e in sorted(TASKS.items(), key=lambda item: (item[1].card.family, item[0]))
         ]
-        return tabulate(
-            rows,
-            headers=["task", "family", "version", "class splits", "license", "vendored"],
-            tablefmt="github",
-            disable_numparse=True,
-        )
+        headers = [
+            "task",
+            "family",
+            "classes per split",
+            "examples per split",
+            "license",
+            "vendored",
+        ]
+        return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     if kind == "methods":
         rows = [
-            [name, e.description, json.dumps(dataclasses.asdict(e.config))]
+            [name, "/".join(e.kinds), e.description, json.dumps(dataclasses.asdict(e.config))]
             for name, e in METHODS.items()
         ]
-        return tabulate(
-            rows,
-            headers=["method", "description", "config"],
-            tablefmt="github",
-            disable_numparse=True,
-        )
+        headers = ["method", "tasks", "description", "config"]
+        return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     rows = [[name, e.description] for name, e in ENCODERS.items()]
     rows.append(
         [
@@ -195,6 +235,34 @@ def command_list(kind: str) -> str:
     )
 
 
+def command_describe(args: argparse.Namespace) -> str:
+    """The task card, and per split the classes and examples of the loaded data."""
+    entry = TASKS.get(args.task)
+    task = entry.load(resolve_data_dir(args.data_dir), args.split_id)
+    card = dataclasses.asdict(task.card)
+    card.pop("counts")
+    lines = [f"{key}: {value}" for key, value in card.items() if value not in (None, "", ())]
+    lines += [
+        f"class split: {task.split_name} (split ids: {', '.join(map(str, entry.split_ids))})",
+        f"data: {task.data_path} (sha256 {task.data_sha256[:16]}...)",
+        *(f"note: {note}" for note in task.notes),
+        "",
+    ]
+    rows = []
+    for name, source in task.splits.items():
+        labels = source.labels()
+        shown = ", ".join(labels[:8]) + (
+            f", ... ({len(labels) - 8} more)" if len(labels) > 8 else ""
+        )
+        rows.append(
+            [name, "fixed" if source.fixed else "sampled", len(labels), f"{source.size():,}", shown]
+        )
+    headers = ["split", "episodes", "classes", "examples", "classes (first 8)"]
+    return "\n".join(lines) + tabulate(
+        rows, headers=headers, tablefmt="github", disable_numparse=True
+    )
+
+
 def sweep_from_args(args: argparse.Namespace) -> tuple[Sweep, RunOptions]:
     """Turn parsed `run` flags into a sweep and its options."""
     specs = tuple(
@@ -202,6 +270,8 @@ def sweep_from_args(args: argparse.Namespace) -> tuple[Sweep, RunOptions]:
         for n in args.n_way
         for k in args.k_shot
     )
+    if not args.task and not args.task_file:
+        raise BenchmarkError("name a task with --task NAME[,NAME] or give your own --task-file")
     sweep = Sweep(
         tasks=args.task,
         methods=args.method,
@@ -210,6 +280,7 @@ def sweep_from_args(args: argparse.Namespace) -> tuple[Sweep, RunOptions]:
         seeds=args.seeds,
         encoder=args.encoder,
         split_id=args.split_id,
+        drop_small_classes=args.drop_small_classes,
     )
     options = RunOptions(
         out=Path(args.out),
@@ -218,14 +289,31 @@ def sweep_from_args(args: argparse.Namespace) -> tuple[Sweep, RunOptions]:
         batch_size=args.batch_size,
         force=args.force,
         progress=not args.no_progress,
+        source=args.source,
     )
     return sweep, options
+
+
+def file_tasks(args: argparse.Namespace) -> list[Task]:
+    """The task of `--task-file`, if given."""
+    if not args.task_file:
+        return []
+    return [
+        load_file_task(
+            Path(args.task_file),
+            args.format,
+            args.text_col,
+            args.label_col,
+            Path(args.split_file) if args.split_file else None,
+            args.train_classes,
+        )
+    ]
 
 
 def command_run(args: argparse.Namespace) -> int:
     """Run a sweep, print its tables; exit 1 if a cell failed."""
     sweep, options = sweep_from_args(args)
-    result = run_sweep(sweep, options)
+    result = run_sweep(sweep, options, file_tasks(args))
     print(results_table(result.records))
     print()
     print(throughput_table(result.records))
@@ -257,6 +345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "run":
             return command_run(args)
+        if args.command == "describe":
+            print(command_describe(args))
+            return 0
         return command_results(args)
     except BenchmarkError as error:
         print(f"fewshot-bench: error: {error}", file=sys.stderr)

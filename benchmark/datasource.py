@@ -6,7 +6,7 @@ import gzip
 import hashlib
 import os
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from benchmark.errors import DataFormatError, DataNotFoundError
@@ -92,14 +92,48 @@ def read_maybe_gzipped(path: Path) -> bytes:
     """Bytes of `path`, or of `path.gz` decompressed when only that exists."""
     if path.is_file():
         return path.read_bytes()
-    return gzip.decompress(path.with_name(path.name + ".gz").read_bytes())
+    twin = path.with_name(path.name + ".gz")
+    if not twin.is_file():
+        raise DataNotFoundError(f"missing data file {path}")
+    return gzip.decompress(twin.read_bytes())
 
 
-def read_label_list(path: Path, known: set[str]) -> tuple[str, ...]:
+def decode_lines(path: Path, data: bytes) -> list[str]:
+    """UTF-8 lines of `data`; an undecodable byte fails with the file, line and byte offset."""
+    lines = data.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()
+    decoded: list[str] = []
+    for number, line in enumerate(lines, start=1):
+        try:
+            decoded.append(line.decode("utf-8").rstrip("\r"))
+        except UnicodeDecodeError as error:
+            raise DataFormatError(
+                path, number, f"not valid UTF-8 at byte {error.start} of the line ({error.reason})"
+            ) from error
+    return decoded
+
+
+def read_lines(path: Path) -> list[str]:
+    """UTF-8 lines of a text file (or of its `.gz` twin), decoded strictly."""
+    return decode_lines(path, read_maybe_gzipped(path))
+
+
+def hash_files(paths: Iterable[Path]) -> str:
+    """sha256 over the (decompressed) contents of several files, in the given order."""
+    h = hashlib.sha256()
+    for path in paths:
+        h.update(read_maybe_gzipped(path))
+    return h.hexdigest()
+
+
+def read_label_list(
+    path: Path, known: set[str], rename: Callable[[str], str] = str
+) -> tuple[str, ...]:
     """Labels listed one per line; a label absent from the data fails with file and line."""
     labels: list[str] = []
-    for number, raw in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        label = raw.strip()
+    for number, raw in enumerate(read_lines(path), start=1):
+        label = rename(raw.strip())
         if not label:
             continue
         if label not in known:

@@ -12,19 +12,29 @@ import numpy as np
 import torch
 
 from benchmark.encoders import Encoder
-from benchmark.types import Example
+from benchmark.types import Example, Kind
 
 
 class Predictor(Protocol):
-    """Labels query texts with label names of the support set."""
+    """Classification: labels query texts with label names of the support set."""
 
     def predict(self, texts: Sequence[str]) -> list[str]: ...
 
 
-class Method(Protocol):
-    """Fitting returns a new predictor and mutates nothing shared between episodes."""
+class TagPredictor(Protocol):
+    """Tagging: one BIO tag per token of each query sentence."""
 
-    def fit(self, support: Sequence[Example], rng: random.Random) -> Predictor: ...
+    def predict(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]: ...
+
+
+class Method(Protocol):
+    """Fitting returns a new predictor and mutates nothing shared between episodes.
+
+    Classification methods get `Example`s and return a `Predictor`; tagging methods get
+    `TaggedSentence`s and return a `TagPredictor`.
+    """
+
+    def fit(self, support: Sequence[Any], rng: random.Random) -> Predictor | TagPredictor: ...
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,12 @@ class MethodContext:
             raise RuntimeError("this method needs an encoder, but the context has none")
         return torch.from_numpy(np.ascontiguousarray(self.encoder.encode(texts))).to(self.device)
 
+    def embed_tokens(self, sentences: Sequence[Sequence[str]]) -> list[torch.Tensor]:
+        """Word vectors of each sentence, as float32 tensors on the context's device."""
+        if self.encoder is None:
+            raise RuntimeError("this method needs an encoder, but the context has none")
+        return [torch.from_numpy(a).to(self.device) for a in self.encoder.encode_tokens(sentences)]
+
 
 @dataclass(frozen=True)
 class MethodEntry:
@@ -49,6 +65,7 @@ class MethodEntry:
     config: Any
     build: Callable[[Any, MethodContext], Method]
     needs_encoder: bool = True
+    kinds: tuple[Kind, ...] = ("classification",)
 
     def config_dict(self, name: str) -> dict[str, Any]:
         """The method's full configuration as recorded in results."""

@@ -94,12 +94,17 @@ class Registry(Generic[T]):
 
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from benchmark.encoders import EncoderEntry
     from benchmark.methods import MethodEntry
-    from benchmark.types import TaskEntry
+    from benchmark.types import Task, TaskEntry
+
+    HubLoader = Callable[[int, Path | None], Task]
 
 TASKS: Registry[TaskEntry] = Registry("task", ("tasks",), "fewshot_bench.tasks")
 METHODS: Registry[MethodEntry] = Registry("method", ("baselines",), "fewshot_bench.methods")
+HUB_TASKS: Registry[HubLoader] = Registry("hub task", ("tasks.hub",))
 ENCODERS: Registry[EncoderEntry] = Registry(
     "encoder", ("benchmark.encoders",), "fewshot_bench.encoders"
 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 import traceback
 from collections.abc import Callable, Sequence
@@ -14,26 +15,21 @@ from tqdm.auto import tqdm
 from benchmark.encoders import (
     DEFAULT_ENCODER,
     CachedEncoder,
+    Encoder,
     EncoderOptions,
     build_encoder,
     resolve_device,
     synchronize,
 )
 from benchmark.environment import git_commit, package_versions, peak_memory_mb, reset_peak_memory
+from benchmark.errors import SpecError
 from benchmark.methods import MethodContext, MethodEntry
-from benchmark.metrics import accuracy
-from benchmark.registry import METHODS, TASKS
-from benchmark.sampling import (
-    SAMPLER_VERSION,
-    Pool,
-    check_spec,
-    combined_fingerprint,
-    method_rng,
-    sample_episode,
-)
+from benchmark.metrics import METRICS, score_episode
+from benchmark.registry import HUB_TASKS, METHODS, TASKS
+from benchmark.sampling import SAMPLER_VERSION, combined_fingerprint, method_rng
 from benchmark.stats import mean_ci
 from benchmark.store import SCHEMA_VERSION, Record, cell_key, finished_record, write_record
-from benchmark.types import Episode, EpisodeSpec, Task
+from benchmark.types import Episode, EpisodeSource, EpisodeSpec, Task
 
 
 @dataclass(frozen=True)
@@ -47,6 +43,7 @@ class Sweep:
     seeds: tuple[int, ...]
     encoder: str = DEFAULT_ENCODER
     split_id: int = 1
+    drop_small_classes: bool = False
 
 
 @dataclass(frozen=True)
@@ -59,6 +56,7 @@ class RunOptions:
     batch_size: int = 64
     force: bool = False
     progress: bool = True
+    source: str = "local"
 
 
 @dataclass(frozen=True)
@@ -66,10 +64,12 @@ class Cell:
     """One unit of work: a task split, a method and a spec, over all seeds of the sweep."""
 
     task: Task
-    pool: Pool
+    source: EpisodeSource
     method: str
     entry: MethodEntry
     spec: EpisodeSpec
+    seeds: tuple[int, ...]
+    episodes_per_seed: int
     identity: Record
 
 
@@ -83,55 +83,101 @@ class SweepResult:
     failed: int = 0
 
 
-def load_tasks(names: Sequence[str], data_dir: Path | None, split_id: int) -> dict[str, Task]:
-    """Load each named task once; unknown names fail with suggestions."""
+def load_tasks(
+    names: Sequence[str], data_dir: Path | None, split_id: int, source: str = "local"
+) -> dict[str, Task]:
+    """Load each named task once, from local files or (`source="hub"`) the Hugging Face hub."""
+    if source == "hub":
+        loaders = {name: HUB_TASKS.get(name) for name in names}
+        return {name: load(split_id, data_dir) for name, load in loaders.items()}
     entries = {name: TASKS.get(name) for name in names}
     return {name: entry.load(data_dir, split_id) for name, entry in entries.items()}
 
 
-def plan(sweep: Sweep, options: RunOptions) -> list[Cell]:
-    """All cells of the sweep, after checking every name and spec; nothing is encoded yet."""
+def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) -> list[Cell]:
+    """All cells of the sweep, after checking every name and spec; nothing is encoded yet.
+
+    `extra_tasks` are tasks loaded by the caller (e.g. from a user's file) run alongside.
+    """
     if sweep.episodes < 1:
-        raise ValueError(f"episodes must be at least 1, got {sweep.episodes}")
+        raise SpecError(f"episodes must be at least 1, got {sweep.episodes}")
     if not sweep.seeds:
-        raise ValueError("at least one seed is needed")
+        raise SpecError("at least one seed is needed")
     methods = {name: METHODS.get(name) for name in sweep.methods}
-    tasks = load_tasks(sweep.tasks, options.data_dir, sweep.split_id)
-    cells: list[Cell] = []
-    for task_name, task in tasks.items():
-        for spec in sweep.specs:
-            pool = task.pool(spec.split)
-            check_spec(pool, spec, f"split {spec.split!r} of {task_name} ({task.split_name})")
+    tasks = load_tasks(sweep.tasks, options.data_dir, sweep.split_id, options.source)
+    tasks.update((task.card.name, task) for task in extra_tasks)
+    cells: dict[str, Cell] = {}
+    for task in tasks.values():
+        for method_name, entry in methods.items():
+            if task.kind not in entry.kinds:
+                raise SpecError(
+                    f"method {method_name!r} handles {' and '.join(entry.kinds)} tasks, but "
+                    f"{task.card.name!r} is a {task.kind} task; methods for it: "
+                    f"{', '.join(n for n, e in METHODS.items() if task.kind in e.kinds)}"
+                )
+        for asked in sweep.specs:
+            source = _checked_source(task, asked, sweep.drop_small_classes)
+            spec, seeds, count = source.effective(asked, sweep.seeds, sweep.episodes)
             for method_name, entry in methods.items():
-                identity = _identity(task, method_name, entry, spec, sweep)
-                cells.append(Cell(task, pool, method_name, entry, spec, identity))
-    return cells
+                identity = _identity(task, source, method_name, entry, spec, seeds, count, sweep)
+                cells.setdefault(
+                    cell_key(identity),
+                    Cell(task, source, method_name, entry, spec, seeds, count, identity),
+                )
+    return list(cells.values())
+
+
+def _checked_source(task: Task, spec: EpisodeSpec, drop_small: bool) -> EpisodeSource:
+    source = task.split(spec.split)
+    where = f"split {spec.split!r} of {task.card.name} ({task.split_name})"
+    if drop_small and hasattr(source, "without_small_classes"):
+        source, dropped = source.without_small_classes(spec)
+        if dropped:
+            print(
+                f"{where}: left out {len(dropped)} class(es) too small for {spec.label}: "
+                f"{', '.join(dropped)}",
+                file=sys.stderr,
+            )
+    source.check(spec, where)
+    return source
 
 
 def _identity(
-    task: Task, method: str, entry: MethodEntry, spec: EpisodeSpec, sweep: Sweep
+    task: Task,
+    source: EpisodeSource,
+    method: str,
+    entry: MethodEntry,
+    spec: EpisodeSpec,
+    seeds: tuple[int, ...],
+    episodes_per_seed: int,
+    sweep: Sweep,
 ) -> Record:
     return {
         "task": task.card.name,
         "task_version": task.card.version,
+        "family": task.card.family,
         "class_split": task.split_name,
         "eval_split": spec.split,
+        "protocol": "fixed" if source.fixed else "sampled",
+        "source_domain": task.card.source_domain,
+        "target_domain": task.card.target_domain,
+        "classes_available": len(source.labels()),
         "data_sha256": task.data_sha256,
         "method": method,
         "method_config": entry.config_dict(method),
         "encoder": sweep.encoder if entry.needs_encoder else None,
         "n_way": spec.n_way,
         "k_shot": spec.k_shot,
-        "n_query": spec.n_query,
-        "episodes_per_seed": sweep.episodes,
-        "seeds": list(sweep.seeds),
+        "n_query": None if source.fixed else spec.n_query,
+        "episodes_per_seed": episodes_per_seed,
+        "seeds": list(seeds),
         "sampler_version": SAMPLER_VERSION,
     }
 
 
-def run_sweep(sweep: Sweep, options: RunOptions) -> SweepResult:
+def run_sweep(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) -> SweepResult:
     """Run every cell not already finished in `options.out`; a failing cell is stored as failed."""
-    cells = plan(sweep, options)
+    cells = plan(sweep, options, extra_tasks)
     result = SweepResult()
     todo: list[Cell] = []
     for cell in cells:
@@ -153,11 +199,11 @@ def run_sweep(sweep: Sweep, options: RunOptions) -> SweepResult:
         )
     context = MethodContext(encoder=encoder, device=device)
     run_context = {"versions": package_versions(), "git_commit": git_commit(), "device": device}
-    total = len(todo) * sweep.episodes * len(sweep.seeds)
+    total = sum(cell.episodes_per_seed * len(cell.seeds) for cell in todo)
     with tqdm(total=total, unit="episode", disable=not options.progress) as bar:
         for cell in todo:
             bar.set_description(f"{cell.task.card.name} {cell.method} {cell.spec.label}")
-            record = _run_or_fail(cell, sweep, context, bar.update)
+            record = _run_or_fail(cell, context, bar.update)
             record.update(run_context)
             write_record(options.out, record)
             result.records.append(record)
@@ -166,54 +212,48 @@ def run_sweep(sweep: Sweep, options: RunOptions) -> SweepResult:
     return result
 
 
-def _run_or_fail(
-    cell: Cell, sweep: Sweep, context: MethodContext, tick: Callable[[int], None]
-) -> Record:
+def _run_or_fail(cell: Cell, context: MethodContext, tick: Callable[[int], None]) -> Record:
     uses_encoder = context.encoder is not None and cell.entry.needs_encoder
     record: Record = {
         "schema_version": SCHEMA_VERSION,
         **cell.identity,
         "key": cell_key(cell.identity),
         "encoder_revision": context.encoder.revision if uses_encoder else None,
-        "metric": cell.task.card.metric,
-        "n_episodes": sweep.episodes * len(sweep.seeds),
+        "metric": METRICS[cell.task.kind],
+        "n_episodes": cell.episodes_per_seed * len(cell.seeds),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     try:
-        record.update(run_cell(cell, sweep, context, tick))
+        record.update(run_cell(cell, context, tick))
         record.update(status="ok", error=None)
     except Exception:
         record.update(status="failed", error=traceback.format_exc())
     return record
 
 
-def run_cell(
-    cell: Cell, sweep: Sweep, context: MethodContext, tick: Callable[[int], None]
-) -> Record:
+def run_cell(cell: Cell, context: MethodContext, tick: Callable[[int], None]) -> Record:
     """Scores, summary and throughput of one cell; raises if the method fails."""
-    episodes = [
-        sample_episode(cell.pool, cell.spec, seed, index)
-        for seed in sweep.seeds
-        for index in range(sweep.episodes)
-    ]
+    episodes = cell.source.episodes(cell.spec, cell.seeds, cell.episodes_per_seed)
     reset_peak_memory(context.device)
     start = time.perf_counter()
     if cell.entry.needs_encoder and context.encoder is not None:
-        context.encoder.encode(sorted(_unique_texts(episodes), key=len))
+        _encode_union(context.encoder, episodes, cell.task.kind)
         synchronize(context.device)
     encoder_s = time.perf_counter() - start
     method = cell.entry.build(cell.entry.config, context)
     scores: list[float] = []
     for episode in episodes:
-        predictor = method.fit(episode.support, method_rng(episode.seed, episode.index))
-        predicted = predictor.predict([e.text for e in episode.query])
-        scores.append(accuracy(predicted, [e.label for e in episode.query]))
+        rng = method_rng(episode.seed, episode.index)
+        scores.append(score_episode(cell.task.kind, method, episode, rng))
         tick(1)
     synchronize(context.device)
     wall_s = time.perf_counter() - start
     summary = mean_ci(scores)
     examples = sum(len(e.support) + len(e.query) for e in episodes)
-    per_seed = [scores[i : i + sweep.episodes] for i in range(0, len(scores), sweep.episodes)]
+    per_seed = [
+        scores[i : i + cell.episodes_per_seed]
+        for i in range(0, len(scores), cell.episodes_per_seed)
+    ]
     return {
         "mean": summary.mean,
         "ci95": summary.ci95,
@@ -231,5 +271,10 @@ def run_cell(
     }
 
 
-def _unique_texts(episodes: Sequence[Episode]) -> set[str]:
-    return {e.text for episode in episodes for e in (*episode.support, *episode.query)}
+def _encode_union(encoder: Encoder, episodes: Sequence[Episode], kind: str) -> None:
+    """Encode every text (or sentence) the episodes hold once, shortest first."""
+    items = {item for episode in episodes for item in (*episode.support, *episode.query)}
+    if kind == "tagging":
+        encoder.encode_tokens(sorted({item.tokens for item in items}, key=len))
+    else:
+        encoder.encode(sorted({item.text for item in items}, key=len))

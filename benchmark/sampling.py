@@ -1,4 +1,4 @@
-"""The episode sampler: a pure function of (class pool, spec, seed, episode index).
+"""Episode sources for classification: sampled from class pools, or fixed by the data set.
 
 Episode `i` of seed `s` is drawn from its own generator, seeded from a hash of `(s, i)`, so any
 episode can be regenerated alone and adding episodes never changes earlier ones. Only
@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import hashlib
 import random
-from collections.abc import Mapping, Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
 
 from benchmark.errors import SpecError
-from benchmark.types import Episode, EpisodeSpec, Example
+from benchmark.types import Episode, EpisodeSpec, Example, Item, Kind, TaggedSentence
 
-Pool = Mapping[str, Sequence[Example]]
 SAMPLER_VERSION = 1  # bump whenever the same (pool, spec, seed, index) would give another episode
+Pool = Mapping[str, Sequence[Example]]
 
 
 def _rng(purpose: str, seed: int, index: int) -> random.Random:
@@ -43,54 +45,28 @@ def choose(rng: random.Random, n: int, k: int) -> list[int]:
     return order[:k]
 
 
-def check_spec(pool: Pool, spec: EpisodeSpec, where: str) -> None:
-    """Fail before any compute when `pool` cannot give `spec` episodes; `where` names the pool."""
-    for name, value in (("n_way", spec.n_way), ("k_shot", spec.k_shot), ("n_query", spec.n_query)):
-        if value < 1:
-            raise SpecError(f"{name} must be at least 1, got {value}")
-    if spec.n_way > len(pool):
-        raise SpecError(f"n_way={spec.n_way} is larger than the {len(pool)} classes of {where}")
-    need = spec.k_shot + spec.n_query
-    if not pool:
-        return
-    smallest = min(pool, key=lambda label: len(pool[label]))
-    if need > len(pool[smallest]):
-        raise SpecError(
-            f"k_shot + n_query = {spec.k_shot} + {spec.n_query} = {need} is larger than the "
-            f"smallest class of {where}: {smallest!r} has {len(pool[smallest])} examples"
-        )
+def _item_line(part: str, item: Item) -> str:
+    if isinstance(item, TaggedSentence):
+        return f"{part}\t{item.uid}\t{' '.join(item.tags)}\t{' '.join(item.tokens)}\n"
+    return f"{part}\t{item.uid}\t{item.label}\t{item.text}\n"
 
 
-def fingerprint(
-    classes: Sequence[str], support: Sequence[Example], query: Sequence[Example]
-) -> str:
-    """sha256 over the classes and every example's uid, label and text, in episode order."""
+def fingerprint(classes: Sequence[str], support: Sequence[Item], query: Sequence[Item]) -> str:
+    """sha256 over the classes and every item's uid, label(s) and text, in episode order."""
     h = hashlib.sha256()
     h.update(("classes\t" + "\t".join(classes) + "\n").encode())
-    for part, examples in (("support", support), ("query", query)):
-        for e in examples:
-            h.update(f"{part}\t{e.uid}\t{e.label}\t{e.text}\n".encode())
+    for part, items in (("support", support), ("query", query)):
+        for item in items:
+            h.update(_item_line(part, item).encode())
     return h.hexdigest()
 
 
-def sample_episode(pool: Pool, spec: EpisodeSpec, seed: int, index: int) -> Episode:
-    """Episode `index` of `seed`: N classes, K support and Q query examples per class.
-
-    `pool` maps each label of the split to its examples; labels are taken in sorted order and
-    examples in the given order, so the same pool always gives the same episode.
-    """
-    rng = episode_rng(seed, index)
-    labels = sorted(pool)
-    classes = tuple(labels[i] for i in choose(rng, len(labels), spec.n_way))
-    support: list[Example] = []
-    query: list[Example] = []
-    for label in classes:
-        members = pool[label]
-        picked = [members[i] for i in choose(rng, len(members), spec.k_shot + spec.n_query)]
-        support.extend(picked[: spec.k_shot])
-        query.extend(picked[spec.k_shot :])
+def make_episode(
+    classes: Sequence[str], support: Sequence[Item], query: Sequence[Item], seed: int, index: int
+) -> Episode:
+    """An episode with its fingerprint."""
     return Episode(
-        classes=classes,
+        classes=tuple(classes),
         support=tuple(support),
         query=tuple(query),
         fingerprint=fingerprint(classes, support, query),
@@ -99,14 +75,259 @@ def sample_episode(pool: Pool, spec: EpisodeSpec, seed: int, index: int) -> Epis
     )
 
 
-def sample_episodes(pool: Pool, spec: EpisodeSpec, seed: int, count: int) -> list[Episode]:
-    """Episodes `0 .. count-1` of `seed`."""
-    return [sample_episode(pool, spec, seed, i) for i in range(count)]
-
-
 def combined_fingerprint(episodes: Sequence[Episode]) -> str:
     """One sha256 over the fingerprints of a sequence of episodes: equal iff same episodes."""
     h = hashlib.sha256()
     for episode in episodes:
         h.update(episode.fingerprint.encode())
     return h.hexdigest()
+
+
+def group_by_label(examples: Iterable[Example], labels: Iterable[str] | None = None) -> Pool:
+    """Examples grouped by label (all labels, or only `labels`), each group sorted by uid."""
+    wanted = None if labels is None else set(labels)
+    grouped: dict[str, list[Example]] = defaultdict(list)
+    for example in examples:
+        if wanted is None or example.label in wanted:
+            grouped[example.label].append(example)
+    return {label: tuple(sorted(grouped[label], key=lambda e: e.uid)) for label in sorted(grouped)}
+
+
+def check_counts(
+    what: str, counts: Mapping[str, int], need: int, where: str, unit: str = "examples"
+) -> None:
+    short = sorted((n, label) for label, n in counts.items() if n < need)
+    if short:
+        listed = ", ".join(f"{label!r} ({n})" for n, label in short[:10])
+        more = f" and {len(short) - 10} more" if len(short) > 10 else ""
+        raise SpecError(
+            f"{what} is larger than some classes of {where}: {len(short)} class(es) have fewer "
+            f"than {need} {unit}: {listed}{more}. Lower it, or pass --drop-small-classes to "
+            f"leave those classes out"
+        )
+
+
+def check_positive(spec: EpisodeSpec) -> None:
+    """N, K and Q must be at least 1."""
+    for name, value in (("n_way", spec.n_way), ("k_shot", spec.k_shot), ("n_query", spec.n_query)):
+        if value < 1:
+            raise SpecError(f"{name} must be at least 1, got {value}")
+
+
+def check_n_way(spec: EpisodeSpec, n_classes: int, where: str, unit: str = "classes") -> None:
+    """N must not exceed the classes (or entity types) available."""
+    if spec.n_way > n_classes:
+        raise SpecError(f"n_way={spec.n_way} is larger than the {n_classes} {unit} of {where}")
+
+
+@dataclass(frozen=True)
+class ClassPool:
+    """Support and query are drawn together, without overlap, from each class's examples."""
+
+    by_label: Pool
+    kind: Kind = "classification"
+    fixed: bool = False
+
+    @classmethod
+    def of(cls, examples: Iterable[Example], labels: Iterable[str] | None = None) -> ClassPool:
+        """The pool of `examples` (restricted to `labels` when given)."""
+        return cls(group_by_label(examples, labels))
+
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.by_label)
+
+    def size(self) -> int:
+        return sum(len(v) for v in self.by_label.values())
+
+    def check(self, spec: EpisodeSpec, where: str) -> None:
+        check_positive(spec)
+        check_n_way(spec, len(self.by_label), where)
+        need = spec.k_shot + spec.n_query
+        counts = {label: len(v) for label, v in self.by_label.items()}
+        what = f"k_shot + n_query = {spec.k_shot} + {spec.n_query} = {need}"
+        check_counts(what, counts, need, where)
+
+    def effective(
+        self, spec: EpisodeSpec, seeds: Sequence[int], count: int
+    ) -> tuple[EpisodeSpec, tuple[int, ...], int]:
+        return spec, tuple(seeds), count
+
+    def without_small_classes(self, spec: EpisodeSpec) -> tuple[ClassPool, list[str]]:
+        """This pool minus the classes too small for `spec`, and their names."""
+        need = spec.k_shot + spec.n_query
+        dropped = [label for label, v in self.by_label.items() if len(v) < need]
+        kept = {label: v for label, v in self.by_label.items() if len(v) >= need}
+        return replace(self, by_label=kept), dropped
+
+    def episode(self, spec: EpisodeSpec, seed: int, index: int) -> Episode:
+        """Episode `index` of `seed`: N classes, K support and Q query examples per class."""
+        rng = episode_rng(seed, index)
+        labels = sorted(self.by_label)
+        classes = [labels[i] for i in choose(rng, len(labels), spec.n_way)]
+        support: list[Example] = []
+        query: list[Example] = []
+        for label in classes:
+            members = self.by_label[label]
+            picked = [members[i] for i in choose(rng, len(members), spec.k_shot + spec.n_query)]
+            support.extend(picked[: spec.k_shot])
+            query.extend(picked[spec.k_shot :])
+        return make_episode(classes, support, query, seed, index)
+
+    def episodes(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> list[Episode]:
+        return [self.episode(spec, seed, i) for seed in seeds for i in range(count)]
+
+
+@dataclass(frozen=True)
+class SplitPool:
+    """Support from one set of examples (e.g. a training file), queries from another (a test file).
+
+    Both sets cover the same classes; loaders drop query texts that also occur in the support set.
+    """
+
+    support: Pool
+    query: Pool
+    kind: Kind = "classification"
+    fixed: bool = False
+
+    def labels(self) -> tuple[str, ...]:
+        return tuple(self.support)
+
+    def size(self) -> int:
+        return sum(len(v) for v in self.support.values()) + sum(len(v) for v in self.query.values())
+
+    def check(self, spec: EpisodeSpec, where: str) -> None:
+        check_positive(spec)
+        check_n_way(spec, len(self.support), where)
+        check_counts(
+            f"k_shot={spec.k_shot}",
+            {label: len(v) for label, v in self.support.items()},
+            spec.k_shot,
+            f"the support set of {where}",
+        )
+        check_counts(
+            f"n_query={spec.n_query}",
+            {label: len(v) for label, v in self.query.items()},
+            spec.n_query,
+            f"the query set of {where}",
+        )
+
+    def effective(
+        self, spec: EpisodeSpec, seeds: Sequence[int], count: int
+    ) -> tuple[EpisodeSpec, tuple[int, ...], int]:
+        return spec, tuple(seeds), count
+
+    def without_small_classes(self, spec: EpisodeSpec) -> tuple[SplitPool, list[str]]:
+        """This pool minus the classes too small for `spec`, and their names."""
+        dropped = [
+            label
+            for label in self.support
+            if len(self.support[label]) < spec.k_shot
+            or len(self.query.get(label, ())) < spec.n_query
+        ]
+        keep = [label for label in self.support if label not in dropped]
+        return SplitPool(
+            {k: self.support[k] for k in keep}, {k: self.query[k] for k in keep}
+        ), dropped
+
+    def episode(self, spec: EpisodeSpec, seed: int, index: int) -> Episode:
+        """Episode `index` of `seed`: K support per class from one set, Q queries from the other."""
+        rng = episode_rng(seed, index)
+        labels = sorted(self.support)
+        classes = [labels[i] for i in choose(rng, len(labels), spec.n_way)]
+        support: list[Example] = []
+        query: list[Example] = []
+        for label in classes:
+            pool = self.support[label]
+            support.extend(pool[i] for i in choose(rng, len(pool), spec.k_shot))
+            pool = self.query[label]
+            query.extend(pool[i] for i in choose(rng, len(pool), spec.n_query))
+        return make_episode(classes, support, query, seed, index)
+
+    def episodes(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> list[Episode]:
+        return [self.episode(spec, seed, i) for seed in seeds for i in range(count)]
+
+
+@dataclass(frozen=True)
+class GroupedPool:
+    """Episodes from one group at a time (e.g. one ARSC binary task): the group is drawn first."""
+
+    groups: Mapping[str, ClassPool]
+    kind: Kind = "classification"
+    fixed: bool = False
+
+    def labels(self) -> tuple[str, ...]:
+        return tuple(sorted({label for g in self.groups.values() for label in g.labels()}))
+
+    def size(self) -> int:
+        return sum(g.size() for g in self.groups.values())
+
+    def check(self, spec: EpisodeSpec, where: str) -> None:
+        check_positive(spec)
+        problems = []
+        for name, group in self.groups.items():
+            try:
+                group.check(spec, f"group {name}")
+            except SpecError as error:
+                problems.append(str(error))
+        if problems:
+            raise SpecError(
+                f"{len(problems)} of the {len(self.groups)} groups of {where} cannot serve "
+                f"{spec.label} (pass --drop-small-classes to leave them out); first: {problems[0]}"
+            )
+
+    def effective(
+        self, spec: EpisodeSpec, seeds: Sequence[int], count: int
+    ) -> tuple[EpisodeSpec, tuple[int, ...], int]:
+        return spec, tuple(seeds), count
+
+    def without_small_classes(self, spec: EpisodeSpec) -> tuple[GroupedPool, list[str]]:
+        """Only the groups whose every class is large enough for `spec`, and the dropped names."""
+        need = spec.k_shot + spec.n_query
+        ok = {
+            name: g
+            for name, g in self.groups.items()
+            if len(g.by_label) >= spec.n_way and min(len(v) for v in g.by_label.values()) >= need
+        }
+        return GroupedPool(ok), sorted(set(self.groups) - set(ok))
+
+    def episode(self, spec: EpisodeSpec, seed: int, index: int) -> Episode:
+        """Episode `index` of `seed` from the group drawn by its own generator."""
+        names = sorted(self.groups)
+        (chosen,) = choose(_rng("group", seed, index), len(names), 1)
+        return self.groups[names[chosen]].episode(spec, seed, index)
+
+    def episodes(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> list[Episode]:
+        return [self.episode(spec, seed, i) for seed in seeds for i in range(count)]
+
+
+@dataclass(frozen=True)
+class FixedEpisodes:
+    """Episodes fixed by the data set (e.g. ARSC's 5-shot support files and their test sets).
+
+    They are evaluated once, under the first seed, whatever N, K, Q and episode count was asked.
+    """
+
+    fixed_episodes: tuple[Episode, ...]
+    kind: Kind = "classification"
+    fixed: bool = True
+
+    def labels(self) -> tuple[str, ...]:
+        return tuple(sorted({c for e in self.fixed_episodes for c in e.classes}))
+
+    def size(self) -> int:
+        return len({item.uid for e in self.fixed_episodes for item in (*e.support, *e.query)})
+
+    def check(self, spec: EpisodeSpec, where: str) -> None:
+        if not self.fixed_episodes:
+            raise SpecError(f"{where} has no episodes")
+
+    def effective(
+        self, spec: EpisodeSpec, seeds: Sequence[int], count: int
+    ) -> tuple[EpisodeSpec, tuple[int, ...], int]:
+        first = self.fixed_episodes[0]
+        shots = min(sum(1 for e in first.support if e.label == c) for c in first.classes)
+        fixed_spec = EpisodeSpec(len(first.classes), shots, 0, spec.split)
+        return fixed_spec, (seeds[0],), len(self.fixed_episodes)
+
+    def episodes(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> list[Episode]:
+        return [replace(e, seed=seeds[0], index=i) for i, e in enumerate(self.fixed_episodes)]

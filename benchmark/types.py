@@ -1,78 +1,52 @@
-"""Core value types shared by tasks, the sampler, methods and the runner."""
+"""Core value types shared by tasks, samplers, methods and the runner."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal, Protocol, Union
+
+Kind = Literal["classification", "tagging"]
 
 
 @dataclass(frozen=True)
 class Example:
-    """One labelled text. `uid` is stable across loads of the same task version."""
+    """One labelled text. `uid` is stable across loads of the same task version.
+
+    `spans` names character ranges of `text`, e.g. `("head", 4, 15)` for a relation's head entity.
+    """
 
     uid: str
     text: str
     label: str
+    spans: tuple[tuple[str, int, int], ...] = ()
 
 
 @dataclass(frozen=True)
-class TaskCard:
-    """Metadata of a task, readable without loading its data."""
+class TaggedSentence:
+    """A tokenised sentence with one BIO tag per token (`O`, `B-type`, `I-type`)."""
 
-    name: str
-    family: str
-    version: str
-    description: str
-    license: str
-    citation: str
-    source: str
-    metric: str
-    class_splits: str
-    languages: tuple[str, ...] = ("en",)
-    vendored: bool = False
+    uid: str
+    tokens: tuple[str, ...]
+    tags: tuple[str, ...]
+
+    @property
+    def types(self) -> frozenset[str]:
+        """Entity types that occur in the sentence."""
+        return frozenset(tag[2:] for tag in self.tags if tag != "O")
 
 
-@dataclass(frozen=True)
-class Task:
-    """A loaded task: examples plus the class split that says which labels each split may use."""
-
-    card: TaskCard
-    examples: tuple[Example, ...]
-    splits: Mapping[str, tuple[str, ...]]
-    split_name: str
-    data_path: Path
-    data_sha256: str
-    notes: tuple[str, ...] = ()
-
-    def pool(self, split: str) -> dict[str, tuple[Example, ...]]:
-        """Examples of one split grouped by label, labels and examples in a canonical order."""
-        if split not in self.splits:
-            raise KeyError(
-                f"task {self.card.name!r} has no split {split!r}; it has {sorted(self.splits)}"
-            )
-        labels = set(self.splits[split])
-        grouped: dict[str, list[Example]] = {label: [] for label in sorted(labels)}
-        for example in self.examples:
-            if example.label in labels:
-                grouped[example.label].append(example)
-        return {
-            label: tuple(sorted(items, key=lambda e: e.uid)) for label, items in grouped.items()
-        }
-
-
-@dataclass(frozen=True)
-class TaskEntry:
-    """What the task registry holds: the card, and a loader taking (data_dir or None, split_id)."""
-
-    card: TaskCard
-    load: Callable[[Path | None, int], Task]
-    split_ids: tuple[int, ...] = (1,)
+Item = Union[Example, TaggedSentence]  # noqa: UP007 (a runtime alias, also used with isinstance)
 
 
 @dataclass(frozen=True)
 class EpisodeSpec:
-    """How to cut episodes: N-way, K-shot, Q queries per class, from one split of a task."""
+    """How to cut episodes: N-way, K-shot, Q queries per class, from one split of a task.
+
+    For tagging tasks N counts entity types, and support and query sets each hold every sampled
+    type K..2K (resp. Q..2Q) times, as in Few-NERD's greedy sampling.
+    """
 
     n_way: int
     k_shot: int
@@ -87,11 +61,98 @@ class EpisodeSpec:
 
 @dataclass(frozen=True)
 class Episode:
-    """One N-way K-shot episode. `classes` is the sampled class order."""
+    """One episode. `classes` is the sampled class (or entity type) order."""
 
     classes: tuple[str, ...]
-    support: tuple[Example, ...]
-    query: tuple[Example, ...]
+    support: tuple[Item, ...]
+    query: tuple[Item, ...]
     fingerprint: str
     index: int = field(default=0)
     seed: int = field(default=0)
+
+
+class EpisodeSource(Protocol):
+    """Where the episodes of one split come from: sampled from pools, or fixed by the data set."""
+
+    kind: Kind
+    fixed: bool
+
+    def labels(self) -> tuple[str, ...]:
+        """Classes (or entity types) available to episodes."""
+        ...
+
+    def size(self) -> int:
+        """Number of distinct examples (or sentences) in the split."""
+        ...
+
+    def check(self, spec: EpisodeSpec, where: str) -> None:
+        """Raise `SpecError` naming the numbers when `spec` cannot be served."""
+        ...
+
+    def effective_spec(self, spec: EpisodeSpec) -> EpisodeSpec:
+        """The spec the episodes will really have (fixed episodes ignore the asked one)."""
+        ...
+
+    def episodes(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> list[Episode]:
+        """Episodes `0..count-1` of each seed (fixed sources: their episodes, once)."""
+        ...
+
+
+@dataclass(frozen=True)
+class TaskCard:
+    """Metadata of a task, readable without loading its data.
+
+    `counts` maps each split to (classes, examples) for the default class split; a test checks
+    them against the loaded data. `source_domain`/`target_domain` are set for domain-shift tasks.
+    """
+
+    name: str
+    family: str
+    version: str
+    description: str
+    license: str
+    citation: str
+    source: str
+    metric: str
+    class_splits: str
+    counts: Mapping[str, tuple[int, int]] = field(default_factory=dict)
+    source_domain: str | None = None
+    target_domain: str | None = None
+    languages: tuple[str, ...] = ("en",)
+    vendored: bool = False
+
+
+@dataclass(frozen=True)
+class Task:
+    """A loaded task: the episode source of each split, and where its data came from."""
+
+    card: TaskCard
+    splits: Mapping[str, EpisodeSource]
+    split_name: str
+    data_path: Path
+    data_sha256: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def kind(self) -> Kind:
+        """Classification or tagging (every split of a task has the same kind)."""
+        return next(iter(self.splits.values())).kind
+
+    def split(self, name: str) -> EpisodeSource:
+        """The episode source of split `name`, or an error listing the splits there are."""
+        if name not in self.splits:
+            from benchmark.errors import SpecError
+
+            raise SpecError(
+                f"task {self.card.name!r} has no {name!r} split; it has {', '.join(self.splits)}"
+            )
+        return self.splits[name]
+
+
+@dataclass(frozen=True)
+class TaskEntry:
+    """What the task registry holds: the card, and a loader taking (data_dir or None, split_id)."""
+
+    card: TaskCard
+    load: Callable[[Path | None, int], Task]
+    split_ids: tuple[int, ...] = (1,)

@@ -1,5 +1,5 @@
 """Built-in task families; importing this package registers them."""
 
-from tasks import intent
+from tasks import domain_shift, intent, ner, relation, sentiment, topic
 
-__all__ = ["intent"]
+__all__ = ["domain_shift", "intent", "ner", "relation", "sentiment", "topic"]

@@ -83,8 +83,9 @@ def test_shots_plus_queries_too_large_fails_before_encoding(capsys, no_encoding)
         "--k-shot", "100", "--n-query", "60", *FAST,
     )  # fmt: skip
     assert code == 2
-    assert "k_shot + n_query = 100 + 60 = 160 is larger than the smallest class" in err
-    assert "'todo_list' has 149 examples" in err
+    assert "k_shot + n_query = 100 + 60 = 160 is larger than some classes" in err
+    assert "50 class(es) have fewer than 160 examples: 'todo_list' (149)" in err
+    assert "--drop-small-classes" in err
 
 
 def test_missing_data_dir_says_how_to_set_it(capsys, tmp_path, no_encoding):
@@ -105,7 +106,10 @@ def test_bad_numbers_are_rejected_by_the_parser(capsys):
 
 
 def test_list_commands(capsys):
-    assert run_cli(capsys, "list", "tasks")[1].count("clinc150") == 1
+    tasks = run_cli(capsys, "list", "tasks")[1]
+    assert "| clinc150 " in tasks and "train 50 / valid 50 / test 50" in tasks
+    for family in ("intent", "topic", "sentiment", "relation", "ner", "domain shift"):
+        assert f"| {family} " in tasks
     methods = run_cli(capsys, "list", "methods")[1]
     for name in (
         "protonet",

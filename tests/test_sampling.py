@@ -6,7 +6,7 @@ import pytest
 
 from benchmark.errors import SpecError
 from benchmark.registry import TASKS
-from benchmark.sampling import check_spec, choose, episode_rng, sample_episode, sample_episodes
+from benchmark.sampling import ClassPool, choose, episode_rng
 from benchmark.types import EpisodeSpec, Example
 
 
@@ -15,6 +15,18 @@ def synthetic_pool(classes: int = 8, per_class: int = 10) -> dict[str, list[Exam
         f"c{c}": [Example(f"c{c}-{j}", f"text {c} {j}", f"c{c}") for j in range(per_class)]
         for c in range(classes)
     }
+
+
+def sample_episode(pool, spec, seed, index):
+    return ClassPool(pool).episode(spec, seed, index)
+
+
+def sample_episodes(pool, spec, seed, count):
+    return ClassPool(pool).episodes(spec, [seed], count)
+
+
+def check_spec(pool, spec, where):
+    ClassPool(pool).check(spec, where)
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +38,9 @@ def clinc():
     "spec", [EpisodeSpec(5, 1, 15), EpisodeSpec(5, 5, 15), EpisodeSpec(10, 3, 7)]
 )
 def test_invariants_on_clinc_test_split(clinc, spec):
-    pool = clinc.pool("test")
-    test_classes = set(clinc.splits["test"])
-    other_classes = set(clinc.splits["train"]) | set(clinc.splits["valid"])
+    pool = clinc.split("test").by_label
+    test_classes = set(clinc.split("test").labels())
+    other_classes = set(clinc.split("train").labels()) | set(clinc.split("valid").labels())
     for seed in (0, 1):
         for episode in sample_episodes(pool, spec, seed, 40):
             assert len(episode.classes) == len(set(episode.classes)) == spec.n_way
@@ -75,7 +87,7 @@ def test_pinned_fingerprints_synthetic():
     ],
 )
 def test_pinned_fingerprints_clinc150(clinc, seed, index, expected):
-    episode = sample_episode(clinc.pool("test"), EpisodeSpec(5, 1, 15), seed, index)
+    episode = sample_episode(clinc.split("test").by_label, EpisodeSpec(5, 1, 15), seed, index)
     assert episode.fingerprint == expected
 
 
@@ -97,6 +109,6 @@ def test_n_way_larger_than_classes_names_the_numbers():
 def test_shots_plus_queries_larger_than_smallest_class_names_the_numbers():
     pool = synthetic_pool()
     pool["c3"] = pool["c3"][:6]
-    with pytest.raises(SpecError, match=r"k_shot \+ n_query = 2 \+ 5 = 7 .* 'c3' has 6 examples"):
+    with pytest.raises(SpecError, match=r"k_shot \+ n_query = 2 \+ 5 = 7 .* 'c3' \(6\)"):
         check_spec(pool, EpisodeSpec(3, 2, 5), "my pool")
     check_spec(pool, EpisodeSpec(3, 2, 4), "my pool")

@@ -1,0 +1,154 @@
+"""Sequence labelling: BIO checks, Few-NERD-style greedy episode sampling, entity-level F1."""
+
+from __future__ import annotations
+
+import warnings
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+from benchmark.errors import SpecError
+from benchmark.sampling import (
+    check_counts,
+    check_n_way,
+    check_positive,
+    choose,
+    episode_rng,
+    make_episode,
+)
+from benchmark.types import Episode, EpisodeSpec, Kind, TaggedSentence
+
+MAX_ATTEMPTS = 100
+
+
+def bio_problem(previous: str, tag: str) -> str | None:
+    """Why `tag` may not follow `previous` in a BIO sequence, or None when it may."""
+    if tag == "O":
+        return None
+    prefix, _, kind = tag.partition("-")
+    if prefix not in ("B", "I") or not kind:
+        return f"tag {tag!r} is not O, B-<type> or I-<type>"
+    if prefix == "I" and previous not in (f"B-{kind}", f"I-{kind}"):
+        return f"{tag!r} follows {previous!r}; an I- tag must continue an entity of its type"
+    return None
+
+
+def mentions(sentence: TaggedSentence) -> Counter[str]:
+    """How many entity mentions (B- tags) of each type the sentence holds."""
+    return Counter(tag[2:] for tag in sentence.tags if tag.startswith("B-"))
+
+
+def restrict(sentence: TaggedSentence, types: frozenset[str]) -> TaggedSentence:
+    """The sentence with entities of other types re-tagged `O`."""
+    tags = tuple(tag if tag == "O" or tag[2:] in types else "O" for tag in sentence.tags)
+    return replace(sentence, tags=tags)
+
+
+@dataclass(frozen=True)
+class TaggedPool:
+    """N-way K-shot episodes over entity types, sampled greedily as in Few-NERD (Ding et al. 2021).
+
+    N types are drawn; sentences holding at least one of them are visited in random order and
+    kept while no type would exceed 2K mentions, until every type has at least K. The query set
+    is drawn the same way from the remaining sentences with Q..2Q. Entities of types outside the
+    episode are tagged `O` in both sets.
+    """
+
+    sentences: tuple[TaggedSentence, ...]
+    kind: Kind = "tagging"
+    fixed: bool = False
+
+    def labels(self) -> tuple[str, ...]:
+        return tuple(sorted(self.mention_counts()))
+
+    def size(self) -> int:
+        return len(self.sentences)
+
+    def mention_counts(self) -> Counter[str]:
+        """Entity mentions per type over the pool."""
+        total: Counter[str] = Counter()
+        for sentence in self.sentences:
+            total.update(mentions(sentence))
+        return total
+
+    def check(self, spec: EpisodeSpec, where: str) -> None:
+        check_positive(spec)
+        counts = self.mention_counts()
+        check_n_way(spec, len(counts), where, unit="entity types")
+        need = spec.k_shot + spec.n_query
+        what = f"k_shot + n_query = {spec.k_shot} + {spec.n_query} = {need}"
+        check_counts(what, counts, need, where, unit="mentions")
+
+    def effective(
+        self, spec: EpisodeSpec, seeds: Sequence[int], count: int
+    ) -> tuple[EpisodeSpec, tuple[int, ...], int]:
+        return spec, tuple(seeds), count
+
+    def without_small_classes(self, spec: EpisodeSpec) -> tuple[TaggedPool, list[str]]:
+        """This pool with too-rare types re-tagged `O`, and their names."""
+        need = spec.k_shot + spec.n_query
+        counts = self.mention_counts()
+        dropped = sorted(t for t, n in counts.items() if n < need)
+        keep = frozenset(counts) - set(dropped)
+        return TaggedPool(tuple(restrict(s, keep) for s in self.sentences)), dropped
+
+    def episode(self, spec: EpisodeSpec, seed: int, index: int) -> Episode:
+        """Episode `index` of `seed`; fails after MAX_ATTEMPTS draws that cannot meet the counts."""
+        rng = episode_rng(seed, index)
+        types = sorted(self.mention_counts())
+        for _ in range(MAX_ATTEMPTS):
+            classes = [types[i] for i in choose(rng, len(types), spec.n_way)]
+            chosen = frozenset(classes)
+            order = choose(rng, len(self.sentences), len(self.sentences))
+            candidates = [self.sentences[i] for i in order if self.sentences[i].types & chosen]
+            support, rest = _greedy(candidates, chosen, spec.k_shot)
+            if support is None:
+                continue
+            query, _ = _greedy(rest, chosen, spec.n_query)
+            if query is None:
+                continue
+            return make_episode(
+                classes,
+                [restrict(s, chosen) for s in support],
+                [restrict(s, chosen) for s in query],
+                seed,
+                index,
+            )
+        raise SpecError(
+            f"could not sample episode {index} of seed {seed} ({spec.label}) in {MAX_ATTEMPTS} "
+            f"attempts: too few sentences keep every type between K and 2K mentions"
+        )
+
+    def episodes(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> list[Episode]:
+        return [self.episode(spec, seed, i) for seed in seeds for i in range(count)]
+
+
+def _greedy(
+    candidates: Sequence[TaggedSentence], types: frozenset[str], k: int
+) -> tuple[list[TaggedSentence] | None, list[TaggedSentence]]:
+    """Take sentences in order while every type stays <= 2k, until all have >= k mentions."""
+    counts = dict.fromkeys(types, 0)
+    taken: list[TaggedSentence] = []
+    rest: list[TaggedSentence] = []
+    for position, sentence in enumerate(candidates):
+        found = {t: n for t, n in mentions(sentence).items() if t in types}
+        if all(counts[t] + n <= 2 * k for t, n in found.items()):
+            taken.append(sentence)
+            for t, n in found.items():
+                counts[t] += n
+            if all(n >= k for n in counts.values()):
+                return taken, rest + list(candidates[position + 1 :])
+        else:
+            rest.append(sentence)
+    return None, rest
+
+
+def entity_f1(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> float:
+    """Entity-level micro F1 (seqeval, conlleval rules) over the sentences of one episode."""
+    from seqeval.metrics import f1_score
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(
+            f1_score([list(g) for g in gold], [list(p) for p in predicted], zero_division=0)
+        )
