@@ -9,6 +9,7 @@ versions, so fingerprints stay put when Python is upgraded.
 from __future__ import annotations
 
 import hashlib
+import json
 import random
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,7 +18,10 @@ from dataclasses import dataclass, replace
 from benchmark.errors import SpecError
 from benchmark.types import Episode, EpisodeSpec, Example, Item, Kind, TaggedSentence
 
-SAMPLER_VERSION = 1  # bump whenever the same (pool, spec, seed, index) would give another episode
+# Bump whenever the same (pool, spec, seed, index) would give another episode or fingerprint.
+# 2: fingerprint fields JSON-encoded (tabs and newlines in texts can no longer collide); NER
+#    episodes keep their drawn entity types across sampling attempts.
+SAMPLER_VERSION = 2
 Pool = Mapping[str, Sequence[Example]]
 
 
@@ -45,19 +49,23 @@ def choose(rng: random.Random, n: int, k: int) -> list[int]:
     return order[:k]
 
 
-def _item_line(part: str, item: Item) -> str:
+def _item_fields(part: str, item: Item) -> list:
     if isinstance(item, TaggedSentence):
-        return f"{part}\t{item.uid}\t{' '.join(item.tags)}\t{' '.join(item.tokens)}\n"
-    return f"{part}\t{item.uid}\t{item.label}\t{item.text}\n"
+        return [part, item.uid, list(item.tags), list(item.tokens)]
+    return [part, item.uid, item.label, item.text]
 
 
 def fingerprint(classes: Sequence[str], support: Sequence[Item], query: Sequence[Item]) -> str:
-    """sha256 over the classes and every item's uid, label(s) and text, in episode order."""
+    """sha256 over the classes and every item's uid, label(s) and text, in episode order.
+
+    Each record is one JSON line, so no text (tabs and newlines included) can shift a field
+    boundary and make two different episodes collide.
+    """
     h = hashlib.sha256()
-    h.update(("classes\t" + "\t".join(classes) + "\n").encode())
+    h.update((json.dumps(["classes", list(classes)]) + "\n").encode())
     for part, items in (("support", support), ("query", query)):
         for item in items:
-            h.update(_item_line(part, item).encode())
+            h.update((json.dumps(_item_fields(part, item)) + "\n").encode())
     return h.hexdigest()
 
 
@@ -206,7 +214,7 @@ class SplitPool:
         )
         check_counts(
             f"n_query={spec.n_query}",
-            {label: len(v) for label, v in self.query.items()},
+            {label: len(self.query.get(label, ())) for label in self.support},
             spec.n_query,
             f"the query set of {where}",
         )
@@ -263,6 +271,8 @@ class GroupedPool:
 
     def check(self, spec: EpisodeSpec, where: str) -> None:
         check_positive(spec)
+        if not self.groups:
+            raise SpecError(f"{where} has no groups left to draw {spec.label} episodes from")
         problems = []
         for name, group in self.groups.items():
             try:

@@ -48,10 +48,13 @@ def restrict(sentence: TaggedSentence, types: frozenset[str]) -> TaggedSentence:
 class TaggedPool:
     """N-way K-shot episodes over entity types, sampled greedily as in Few-NERD (Ding et al. 2021).
 
-    N types are drawn; sentences holding at least one of them are visited in random order and
-    kept while no type would exceed 2K mentions, until every type has at least K. The query set
-    is drawn the same way from the remaining sentences with Q..2Q. Entities of types outside the
-    episode are tagged `O` in both sets.
+    N types are drawn; sentences holding at least one of them are visited in random order (those
+    holding the drawn type with the fewest mentions in the pool first, so that rare types can be
+    served at all). A sentence is kept while no type would exceed 2K mentions and it adds a type
+    still below K, until every type has at least K. The query set is drawn the same way from the
+    remaining sentences with Q..2Q. Entities of types outside the episode are tagged `O` in both
+    sets. A failed pass retries with a new sentence order but the same types, so types that are
+    hard to serve are never silently under-sampled.
     """
 
     sentences: tuple[TaggedSentence, ...]
@@ -95,12 +98,18 @@ class TaggedPool:
     def episode(self, spec: EpisodeSpec, seed: int, index: int) -> Episode:
         """Episode `index` of `seed`; fails after MAX_ATTEMPTS draws that cannot meet the counts."""
         rng = episode_rng(seed, index)
-        types = sorted(self.mention_counts())
+        counts = self.mention_counts()
+        types = sorted(counts)
+        classes = [types[i] for i in choose(rng, len(types), spec.n_way)]
+        chosen = frozenset(classes)
+
+        def rarest_drawn_type(sentence: TaggedSentence) -> int:
+            return min(counts[t] for t in sentence.types & chosen)
+
         for _ in range(MAX_ATTEMPTS):
-            classes = [types[i] for i in choose(rng, len(types), spec.n_way)]
-            chosen = frozenset(classes)
             order = choose(rng, len(self.sentences), len(self.sentences))
             candidates = [self.sentences[i] for i in order if self.sentences[i].types & chosen]
+            candidates.sort(key=rarest_drawn_type)  # stable: random order within each rarity
             support, rest = _greedy(candidates, chosen, spec.k_shot)
             if support is None:
                 continue
@@ -115,8 +124,9 @@ class TaggedPool:
                 index,
             )
         raise SpecError(
-            f"could not sample episode {index} of seed {seed} ({spec.label}) in {MAX_ATTEMPTS} "
-            f"attempts: too few sentences keep every type between K and 2K mentions"
+            f"could not sample episode {index} of seed {seed} ({spec.label}, types "
+            f"{', '.join(classes)}) in {MAX_ATTEMPTS} attempts: too few sentences keep every "
+            f"type between K and 2K mentions in support and Q and 2Q in query"
         )
 
     def episodes(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> list[Episode]:
@@ -126,13 +136,18 @@ class TaggedPool:
 def _greedy(
     candidates: Sequence[TaggedSentence], types: frozenset[str], k: int
 ) -> tuple[list[TaggedSentence] | None, list[TaggedSentence]]:
-    """Take sentences in order while every type stays <= 2k, until all have >= k mentions."""
+    """Take sentences in order until every type has >= k mentions.
+
+    As in Few-NERD, a sentence is taken only if every type stays <= 2k and it adds a mention of
+    a type still below k; the others are left for the next set.
+    """
     counts = dict.fromkeys(types, 0)
     taken: list[TaggedSentence] = []
     rest: list[TaggedSentence] = []
     for position, sentence in enumerate(candidates):
         found = {t: n for t, n in mentions(sentence).items() if t in types}
-        if all(counts[t] + n <= 2 * k for t, n in found.items()):
+        fits = all(counts[t] + n <= 2 * k for t, n in found.items())
+        if fits and any(counts[t] < k for t in found):
             taken.append(sentence)
             for t, n in found.items():
                 counts[t] += n

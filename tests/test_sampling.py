@@ -6,7 +6,7 @@ import pytest
 
 from benchmark.errors import SpecError
 from benchmark.registry import TASKS
-from benchmark.sampling import ClassPool, choose, episode_rng
+from benchmark.sampling import ClassPool, choose, episode_rng, fingerprint
 from benchmark.types import EpisodeSpec, Example
 
 
@@ -75,20 +75,29 @@ def test_pinned_fingerprints_synthetic():
     episode = sample_episode(synthetic_pool(), EpisodeSpec(3, 2, 3), seed=0, index=0)
     assert episode.classes == ("c4", "c2", "c3")
     assert [e.uid for e in episode.support] == ["c4-1", "c4-4", "c2-4", "c2-2", "c3-1", "c3-5"]
-    assert episode.fingerprint == "e6be1d2771993c83493cffd37b1c21b589b807172b7354ecf0e7c63b6d88929c"
+    assert episode.fingerprint == "2ec2ae0c7ba5da425cd2f5d408ff488934cc8686993d1760e877ae02b321397d"
 
 
 @pytest.mark.parametrize(
     ("seed", "index", "expected"),
     [
-        (0, 0, "864f153522c4dad96749cf322b12a872a310462b995ed0765863cd509cd89774"),
-        (0, 1, "a466fe80718cb273ecc043acb6464b10f1ae830371d0ebf9ba3fdde99447d410"),
-        (7, 123, "d4637df62e8df59e5e72d46b553ba3928674ef387fb5004a335b8944a590f8c6"),
+        (0, 0, "db62e9bfb8b46e39d5f55569d8cffae04648b2618c0527db76590e3c07e1bd23"),
+        (0, 1, "df744f85cb6f98a68412d910448d87cdf9d6927b8c9194bbf167939671170a3b"),
+        (7, 123, "40af2b61a463bb79a527136f62da081a973e180406e54a8a11297a144d35aad4"),
     ],
 )
 def test_pinned_fingerprints_clinc150(clinc, seed, index, expected):
     episode = sample_episode(clinc.split("test").by_label, EpisodeSpec(5, 1, 15), seed, index)
     assert episode.fingerprint == expected
+
+
+def test_fingerprint_fields_cannot_run_into_each_other():
+    # Joined with tabs, both items would read "u<TAB>a<TAB>x<TAB>y".
+    tab_in_text = fingerprint(["a"], [Example("u", "x\ty", "a")], [])
+    tab_in_label = fingerprint(["a"], [Example("u", "y", "a\tx")], [])
+    assert tab_in_text != tab_in_label
+    one_line = fingerprint(["a"], [Example("u", "x\nquery", "a")], [])
+    assert one_line != fingerprint(["a"], [Example("u", "x", "a")], [Example("u", "query", "a")])
 
 
 def test_choose_gives_distinct_indices_and_uses_whole_range():
