@@ -153,11 +153,19 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     how.add_argument("--no-progress", action="store_true", help="hide progress bars")
     how.add_argument(
+        "--quiet", action="store_true", help="print only the summary line, not the tables"
+    )
+    how.add_argument(
         "--source",
         choices=("local", "hub"),
         default="local",
         help="read data from --data-dir / vendored copies (local, default) or download it from "
         "the Hugging Face hub with `datasets` (hub, needs network)",
+    )
+    how.add_argument(
+        "--skip-unavailable",
+        action="store_true",
+        help="leave out tasks whose data is not found (with a note) instead of failing",
     )
 
 
@@ -290,6 +298,7 @@ def sweep_from_args(args: argparse.Namespace) -> tuple[Sweep, RunOptions]:
         force=args.force,
         progress=not args.no_progress,
         source=args.source,
+        skip_unavailable=args.skip_unavailable,
     )
     return sweep, options
 
@@ -314,9 +323,10 @@ def command_run(args: argparse.Namespace) -> int:
     """Run a sweep, print its tables; exit 1 if a cell failed."""
     sweep, options = sweep_from_args(args)
     result = run_sweep(sweep, options, file_tasks(args))
-    print(results_table(result.records))
-    print()
-    print(throughput_table(result.records))
+    if not args.quiet:
+        print(results_table(result.records))
+        print()
+        print(throughput_table(result.records))
     print(
         f"\n{result.ran} cell(s) run, {result.reused} reused from {options.out}, "
         f"{result.failed} failed; records in {options.out}/"

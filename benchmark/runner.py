@@ -22,7 +22,7 @@ from benchmark.encoders import (
     synchronize,
 )
 from benchmark.environment import git_commit, package_versions, peak_memory_mb, reset_peak_memory
-from benchmark.errors import SpecError
+from benchmark.errors import DataNotFoundError, SpecError
 from benchmark.methods import MethodContext, MethodEntry
 from benchmark.metrics import METRICS, score_episode
 from benchmark.registry import HUB_TASKS, METHODS, TASKS
@@ -57,6 +57,7 @@ class RunOptions:
     force: bool = False
     progress: bool = True
     source: str = "local"
+    skip_unavailable: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,15 +84,25 @@ class SweepResult:
     failed: int = 0
 
 
-def load_tasks(
-    names: Sequence[str], data_dir: Path | None, split_id: int, source: str = "local"
-) -> dict[str, Task]:
-    """Load each named task once, from local files or (`source="hub"`) the Hugging Face hub."""
-    if source == "hub":
-        loaders = {name: HUB_TASKS.get(name) for name in names}
-        return {name: load(split_id, data_dir) for name, load in loaders.items()}
-    entries = {name: TASKS.get(name) for name in names}
-    return {name: entry.load(data_dir, split_id) for name, entry in entries.items()}
+def load_tasks(names: Sequence[str], split_id: int, options: RunOptions) -> dict[str, Task]:
+    """Load each named task once, from local files or (`source="hub"`) the Hugging Face hub.
+
+    With `skip_unavailable`, a task whose data is not found is left out with a note.
+    """
+    registry = HUB_TASKS if options.source == "hub" else TASKS
+    entries = {name: registry.get(name) for name in names}
+    tasks: dict[str, Task] = {}
+    for name, entry in entries.items():
+        try:
+            if options.source == "hub":
+                tasks[name] = entry(split_id, options.data_dir)
+            else:
+                tasks[name] = entry.load(options.data_dir, split_id)
+        except DataNotFoundError as error:
+            if not options.skip_unavailable:
+                raise
+            print(f"skipping task {name}: {error}", file=sys.stderr)
+    return tasks
 
 
 def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) -> list[Cell]:
@@ -104,7 +115,7 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
     if not sweep.seeds:
         raise SpecError("at least one seed is needed")
     methods = {name: METHODS.get(name) for name in sweep.methods}
-    tasks = load_tasks(sweep.tasks, options.data_dir, sweep.split_id, options.source)
+    tasks = load_tasks(sweep.tasks, sweep.split_id, options)
     tasks.update((task.card.name, task) for task in extra_tasks)
     cells: dict[str, Cell] = {}
     for task in tasks.values():

@@ -132,3 +132,38 @@ def test_console_script_is_installed():
     assert "run" in done.stdout and "results" in done.stdout
     done = subprocess.run(["fewshot-bench", "list", "methods"], capture_output=True, text=True)
     assert done.returncode == 0 and "protonet" in done.stdout
+
+
+def test_describe_shows_card_and_loaded_counts(capsys):
+    code, out, _ = run_cli(capsys, "describe", "clinc150")
+    assert code == 0
+    assert "license: CC BY 3.0" in out and "family: intent" in out
+    assert "class split: protaugment-01 (split ids: 1, 2, 3, 4, 5)" in out
+    assert "| test    | sampled    | 50        | 7,497" in out
+
+
+def test_a_classification_method_on_a_tagging_task_is_refused(capsys, no_encoding):
+    code, _, err = run_cli(capsys, "run", "--task", "crossner-music", "--method", "protonet", *FAST)
+    assert code == 2
+    assert (
+        "method 'protonet' handles classification tasks, but 'crossner-music' is a tagging" in err
+    )
+    assert "ner-protonet" in err
+
+
+def test_unavailable_data_is_skipped_only_when_asked(capsys, tmp_path, no_encoding):
+    empty = tmp_path / "data"
+    empty.mkdir()
+    argv = ("run", "--task", "sst2", "--method", "majority", "--data-dir", str(empty), *FAST)
+    code, _, err = run_cli(capsys, *argv, "--out", str(tmp_path / "a"))
+    assert code == 2 and "data set 'sst' not found" in err
+    code, _, err = run_cli(capsys, *argv, "--out", str(tmp_path / "b"), "--skip-unavailable")
+    assert code == 0 and "skipping task sst2: data set 'sst' not found" in err
+
+
+def test_hub_source_knows_only_hub_tasks(capsys, no_encoding):
+    code, _, err = run_cli(
+        capsys, "run", "--source", "hub", "--task", "huffpost", "--method", "protonet", *FAST
+    )
+    assert code == 2
+    assert "unknown hub task 'huffpost'" in err
