@@ -6,11 +6,17 @@ from collections.abc import Sequence
 
 from tabulate import tabulate
 
-from benchmark.store import Record
+from benchmark.store import Record, spec_label
 
 
 def _order(record: Record) -> tuple:
-    return (record["task"], record["n_way"], record["k_shot"], record["n_query"], record["method"])
+    return (
+        record["task"],
+        record["n_way"],
+        record["k_shot"],
+        record["n_query"] or 0,
+        record["method"],
+    )
 
 
 def _score(record: Record) -> str:
@@ -34,7 +40,7 @@ def results_table(records: Sequence[Record]) -> str:
             r.get("encoder") or "-",
             r["n_way"],
             r["k_shot"],
-            r["n_query"],
+            "all" if r["n_query"] is None else r["n_query"],
             r["metric"],
             _score(r),
             r["n_episodes"],
@@ -68,7 +74,7 @@ def throughput_table(records: Sequence[Record]) -> str:
             [
                 r["task"],
                 r["method"],
-                f"{r['n_way']}w-{r['k_shot']}s-{r['n_query']}q",
+                spec_label(r),
                 r["n_episodes"],
                 f"{t['wall_s']:.2f}",
                 f"{t['encoder_s']:.2f}",

@@ -37,11 +37,16 @@ def cell_key(identity: Record) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def spec_label(record: Record) -> str:
+    """`5w-1s-15q`, or `2w-5s-fixed` when the query set is fixed by the data set."""
+    query = "fixed" if record["n_query"] is None else f"{record['n_query']}q"
+    return f"{record['n_way']}w-{record['k_shot']}s-{query}"
+
+
 def record_path(out_dir: Path, record: Record) -> Path:
     """`out_dir/<task>__<method>__<N>w-<K>s-<Q>q__<key>.json`."""
     method = record["method"].replace(":", "_").replace("/", "_")
-    spec = f"{record['n_way']}w-{record['k_shot']}s-{record['n_query']}q"
-    return out_dir / f"{record['task']}__{method}__{spec}__{record['key'][:16]}.json"
+    return out_dir / f"{record['task']}__{method}__{spec_label(record)}__{record['key'][:16]}.json"
 
 
 def write_record(out_dir: Path, record: Record) -> Path:
