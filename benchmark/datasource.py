@@ -109,7 +109,9 @@ def decode_lines(path: Path, data: bytes) -> list[str]:
             decoded.append(line.decode("utf-8").rstrip("\r"))
         except UnicodeDecodeError as error:
             raise DataFormatError(
-                path, number, f"not valid UTF-8 at byte {error.start} of the line ({error.reason})"
+                path,
+                number,
+                f"not valid UTF-8 at byte {error.start + 1} of the line ({error.reason})",
             ) from error
     return decoded
 

@@ -35,7 +35,7 @@ ARSC_TARGETS = ("books", "dvd", "electronics", "kitchen_housewares")
 ARSC_TASKS = ("t2", "t4", "t5")
 
 
-def _sst_part(path: Path, names: Mapping[str, str]) -> list[Example]:
+def read_sst_file(path: Path, names: Mapping[str, str]) -> list[Example]:
     examples = []
     for number, line in enumerate(read_lines(path), start=1):
         tag, tab, text = line.partition("\t")
@@ -63,7 +63,7 @@ def load_sst(
     parts = {}
     notes = []
     for part in ("train", "dev", "test"):
-        parts[part], dropped = deduplicate(_sst_part(folder / f"sst_{part}.txt", names))
+        parts[part], dropped = deduplicate(read_sst_file(folder / f"sst_{part}.txt", names))
         notes += [f"{part}: {note}" for note in dropped]
     valid, overlap_dev = split_pool(parts["train"], parts["dev"])
     test, overlap_test = split_pool(parts["train"], parts["test"])
@@ -78,7 +78,7 @@ def load_sst(
     return Task(card, splits, "sst-train/dev/test", folder, hash_files(files), tuple(notes))
 
 
-def _arsc_file(path: Path, uid_prefix: str) -> list[Example]:
+def read_arsc_file(path: Path, uid_prefix: str) -> list[Example]:
     examples = []
     for number, line in enumerate(read_lines(path), start=1):
         text, tab, label = line.rpartition("\t")
@@ -100,10 +100,10 @@ def load_arsc(card: TaskCard, data_dir: Path | None, split_id: int) -> Task:
     used: list[Path] = []
     for index, (domain, task) in enumerate((d, t) for d in targets for t in ARSC_TASKS):
         stem = f"{domain}.{task}"
-        support = _arsc_file(folder / f"{stem}.train", f"{stem}.train")
+        support = read_arsc_file(folder / f"{stem}.train", f"{stem}.train")
         seen = {e.text for e in support}
         query = [
-            e for e in _arsc_file(folder / f"{stem}.test", f"{stem}.test") if e.text not in seen
+            e for e in read_arsc_file(folder / f"{stem}.test", f"{stem}.test") if e.text not in seen
         ]
         used += [folder / f"{stem}.train", folder / f"{stem}.test"]
         episodes.append(make_episode(sorted({e.label for e in support}), support, query, 0, index))
@@ -115,7 +115,7 @@ def load_arsc(card: TaskCard, data_dir: Path | None, split_id: int) -> Task:
             files = [folder / f"{stem}.{part}" for part in ("train", "dev", "test")]
             present = [f for f in files if f.is_file()]
             missing += [f.name for f in files if not f.is_file()]
-            examples = [e for f in present for e in _arsc_file(f, f.name)]
+            examples = [e for f in present for e in read_arsc_file(f, f.name)]
             groups[stem] = ClassPool(group_by_label(deduplicate(examples)[0]))
             used += present
     notes = (

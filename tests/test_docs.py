@@ -43,12 +43,18 @@ def test_every_fewshot_bench_subcommand_in_the_readme_exists():
         assert command in helptext, f"README uses `fewshot-bench {command}`, which does not exist"
 
 
-def test_default_suite_methods_are_all_registered():
-    from benchmark.registry import METHODS
+def test_default_suite_tasks_and_methods_are_registered_and_match():
+    from benchmark.registry import METHODS, TASKS
     from run_all import DEFAULT_SUITE
 
-    methods = DEFAULT_SUITE[DEFAULT_SUITE.index("--method") + 1].split(",")
-    assert all(m in METHODS for m in methods)
+    families = set()
+    for line in DEFAULT_SUITE:
+        card = TASKS.get(line[line.index("--task") + 1]).card
+        families.add(card.family)
+        kind = "tagging" if card.metric == "entity-f1" else "classification"
+        for method in line[line.index("--method") + 1].split(","):
+            assert kind in METHODS.get(method).kinds, (card.name, method)
+    assert len(families) == 6, families  # one task of every family
 
 
 def test_readme_method_example_runs(tmp_path, monkeypatch):
