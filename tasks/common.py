@@ -72,6 +72,34 @@ def parallel_files(texts: Path, labels: Path, uid_prefix: str) -> list[Example]:
     return examples
 
 
+def accuracy_card(
+    family: str,
+    name: str,
+    description: str,
+    license: str,
+    citation: str,
+    source: str,
+    counts: Mapping[str, tuple[int, int]],
+    *,
+    class_splits: str,
+    **extra: object,
+) -> TaskCard:
+    """The card of a version-1.0 classification task scored by accuracy."""
+    return TaskCard(
+        name=name,
+        family=family,
+        version="1.0",
+        description=description,
+        license=license,
+        citation=citation,
+        source=source,
+        metric="accuracy",
+        class_splits=class_splits,
+        counts=counts,
+        **extra,  # type: ignore[arg-type]
+    )
+
+
 def id_range(first: int, last: int) -> tuple[str, ...]:
     """Integer class ids `first..last` as strings."""
     return tuple(str(i) for i in range(first, last + 1))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from benchmark.datasource import (
@@ -22,7 +23,7 @@ from benchmark.errors import BenchmarkError, DataFormatError
 from benchmark.registry import TASKS
 from benchmark.sampling import FixedEpisodes, make_episode
 from benchmark.types import Example, Task, TaskCard, TaskEntry
-from tasks.common import class_split_task, label_split_files, parallel_files
+from tasks.common import accuracy_card, class_split_task, label_split_files, parallel_files
 from tasks.files import read_jsonl_examples, read_table_examples
 
 VENDORED = Path(__file__).parent / "vendored"
@@ -151,22 +152,7 @@ def load_dnnc(card: TaskCard, dataset: str, shots: int, data_dir: Path | None) -
     )
 
 
-def _card(
-    name: str, description: str, license: str, citation: str, source: str, counts, **extra
-) -> TaskCard:
-    return TaskCard(
-        name=name,
-        family="intent",
-        version="1.0",
-        description=description,
-        license=license,
-        citation=citation,
-        source=source,
-        metric="accuracy",
-        class_splits=extra.pop("class_splits", PROTAUGMENT),
-        counts=counts,
-        **extra,
-    )
+_card = partial(accuracy_card, "intent", class_splits=PROTAUGMENT)
 
 
 CLINC = (

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import partial
 from pathlib import Path
 
 from benchmark.datasource import deduplicate, hash_files, locate, read_lines
@@ -17,6 +18,7 @@ from benchmark.sampling import (
     make_episode,
 )
 from benchmark.types import EpisodeSource, Example, Task, TaskCard, TaskEntry
+from tasks.common import accuracy_card
 
 SST5_NAMES = {
     "1": "very negative",
@@ -128,21 +130,7 @@ def load_arsc(card: TaskCard, data_dir: Path | None, split_id: int) -> Task:
     return Task(card, splits, "yu2018-targets", folder, hash_files(used), notes)
 
 
-def _card(
-    name: str, description: str, license: str, citation: str, source: str, counts, **extra
-) -> TaskCard:
-    return TaskCard(
-        name=name,
-        family="sentiment",
-        version="1.0",
-        description=description,
-        license=license,
-        citation=citation,
-        source=source,
-        metric="accuracy",
-        counts=counts,
-        **extra,
-    )
+_card = partial(accuracy_card, "sentiment")
 
 
 SST_SOURCE = "github.com/prrao87/fine-grained-sentiment data/sst @a440166 (sentence level)"

@@ -6,13 +6,14 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 from benchmark.datasource import hash_files, locate
 from benchmark.errors import BenchmarkError, DataFormatError
 from benchmark.registry import TASKS
 from benchmark.types import Task, TaskCard, TaskEntry
-from tasks.common import class_split_task, id_range
+from tasks.common import accuracy_card, class_split_task, id_range
 from tasks.files import read_jsonl_examples
 
 VENDORED = Path(__file__).parent / "vendored"
@@ -100,22 +101,7 @@ def load_20newsgroups(card: TaskCard, data_dir: Path | None, split_id: int) -> T
     )
 
 
-def _card(
-    name: str, description: str, license: str, citation: str, source: str, counts, **extra
-) -> TaskCard:
-    return TaskCard(
-        name=name,
-        family="topic",
-        version="1.0",
-        description=description,
-        license=license,
-        citation=citation,
-        source=source,
-        metric="accuracy",
-        class_splits=extra.pop("class_splits", BAO_SPLIT),
-        counts=counts,
-        **extra,
-    )
+_card = partial(accuracy_card, "topic", class_splits=BAO_SPLIT)
 
 
 HUFFPOST = _card(

@@ -485,7 +485,9 @@ LOC_ONCE = (
 def test_tagged_pool_names_the_episode_it_cannot_sample() -> None:
     pool, spec = TaggedPool((PER_TWICE,)), EpisodeSpec(1, 1, 1)
     pool.check(spec, WHERE)
-    with pytest.raises(SpecError, match=r"could not sample episode 7 of seed 3 \(1w-1s-1q, types PER\)"):
+    with pytest.raises(
+        SpecError, match=r"could not sample episode 7 of seed 3 \(1w-1s-1q, types PER\)"
+    ):
         pool.episode(spec, 3, 7)
 
 
