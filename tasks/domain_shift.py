@@ -10,6 +10,7 @@ ARSC (source: 19 Amazon domains, target: 4) is registered with the sentiment tas
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 from benchmark.datasource import locate, read_maybe_gzipped, sha256_of
@@ -28,6 +29,15 @@ CLINC_DOMAINS = (
     "auto_and_commute", "banking", "credit_cards", "home", "kitchen_and_dining",
     "meta", "small_talk", "travel", "utility", "work",
 )  # fmt: skip
+
+
+def clinc_target_card(card: TaskCard, target: str) -> TaskCard:
+    """The card with the source and target domains of one leave-one-domain-out split."""
+    return replace(
+        card,
+        source_domain=f"the 9 CLINC150 domains other than {target}",
+        target_domain=f"CLINC150 domain {target}",
+    )
 
 
 def load_clinc_domain_shift(card: TaskCard, data_dir: Path | None, split_id: int) -> Task:
@@ -50,7 +60,7 @@ def load_clinc_domain_shift(card: TaskCard, data_dir: Path | None, split_id: int
         "test": list(domains[target]),
     }
     return class_split_task(
-        card,
+        clinc_target_card(card, target),
         [e for part in parts.values() for e in part],
         splits,
         split_name=f"target-{target}",

@@ -34,7 +34,7 @@ from benchmark.sampling import ClassPool, group_by_label
 from benchmark.tagging import TaggedPool, bio_problem
 from benchmark.types import EpisodeSource, Example, Item, TaggedSentence, Task
 from tasks.common import class_split_task, label_split_files
-from tasks.domain_shift import CLINC_DOMAINS, FEWREL_COUNTS
+from tasks.domain_shift import CLINC_DOMAINS, FEWREL_COUNTS, clinc_target_card
 from tasks.intent import DATASETS as INTENT_DATA
 from tasks.intent import PROTAUGMENT_SPLITS, VENDORED
 from tasks.ner import DOMAINS as CROSSNER_DOMAINS
@@ -283,7 +283,7 @@ def load_clinc_domain_shift(split_id: int, data_dir: Path | None) -> Task:
         "test": list(domains[target]),
     }
     return class_split_task(
-        TASKS.get(name).card,
+        clinc_target_card(TASKS.get(name).card, target),
         examples,
         splits,
         split_name=f"hub:target-{target}",

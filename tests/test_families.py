@@ -54,6 +54,8 @@ def test_family_cell_beats_its_floor(records, family, task, method, spec, floor,
 def test_domain_shift_records_name_source_and_target(records):
     for task in ("clinc150-domain-shift", "crossner-conll-to-music"):
         assert records[task]["source_domain"] and records[task]["target_domain"]
+    assert records["clinc150-domain-shift"]["target_domain"] == "CLINC150 domain auto_and_commute"
+    assert "other than auto_and_commute" in records["clinc150-domain-shift"]["source_domain"]
     assert records["huffpost"]["source_domain"] is None
 
 

@@ -137,6 +137,7 @@ def test_clinc150_domain_shift_targets_one_domain(hub):
     assert task.split_name == "hub:target-banking"
     assert len(task.splits["train"].labels()) == 135
     assert "balance" in task.splits["test"].labels()
+    assert task.card.target_domain == "CLINC150 domain banking"
 
 
 def write_split_files(root: Path, labels: dict[str, list[str]]) -> None:
