@@ -1,5 +1,5 @@
 """Built-in methods; importing this package registers them."""
 
-from baselines import floors, frozen, ner, probe
+from baselines import floors, frozen, metatrained, ner, probe
 
-__all__ = ["floors", "frozen", "ner", "probe"]
+__all__ = ["floors", "frozen", "metatrained", "ner", "probe"]

@@ -11,12 +11,13 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from benchmark.configs import parse_options
 from benchmark.datasource import DATA_DIR_ENV, resolve_data_dir
 from benchmark.encoders import DEFAULT_ENCODER
 from benchmark.errors import BenchmarkError
 from benchmark.registry import ENCODERS, METHODS, TASKS
 from benchmark.report import results_table, throughput_table
-from benchmark.runner import RunOptions, Sweep, run_sweep
+from benchmark.runner import RunOptions, Sweep, run_sweep, train_sweep
 from benchmark.store import load_records
 from benchmark.types import EpisodeSpec, Task
 from tasks.files import FORMATS, load_file_task
@@ -162,10 +163,35 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         help="read data from --data-dir / vendored copies (local, default) or download it from "
         "the Hugging Face hub with `datasets` (hub, needs network)",
     )
+    add_training_arguments(how)
     how.add_argument(
         "--skip-unavailable",
         action="store_true",
         help="leave out tasks whose data is not found (with a note) instead of failing",
+    )
+
+
+def add_training_arguments(group: argparse._ArgumentGroup) -> None:
+    """Method options and the flags of meta-training (shared by `run` and `train`)."""
+    group.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="[METHOD.]NAME=VALUE",
+        help="set a method's config option (typed; see `list methods`); repeatable",
+    )
+    group.add_argument(
+        "--checkpoint",
+        default=None,
+        help="evaluate this checkpoint of a trainable method instead of training one",
+    )
+    group.add_argument(
+        "--checkpoint-dir",
+        default=None,
+        help="where trained methods are saved and found (default <out>/checkpoints)",
+    )
+    group.add_argument(
+        "--log-dir", default=None, help="write meta-training curves for TensorBoard here"
     )
 
 
@@ -191,6 +217,14 @@ def build_parser() -> argparse.ArgumentParser:
         "record per cell to --out and print the results and throughput tables.",
     )
     add_run_arguments(run)
+    train = commands.add_parser(
+        "train",
+        help="meta-train methods on a task's training classes and save checkpoints",
+        description="Meta-train each trainable method on the training classes of each task "
+        "(validating on its validation classes) for every N x K, and save a checkpoint with its "
+        "config under --checkpoint-dir. `run` with the same flags then reuses the checkpoints.",
+    )
+    add_run_arguments(train)
     results = commands.add_parser("results", help="show the records in a results folder")
     results.add_argument("dir", help="results folder written by `run --out`")
     results.add_argument("--json", action="store_true", help="print all records as one JSON list")
@@ -289,6 +323,7 @@ def sweep_from_args(args: argparse.Namespace) -> tuple[Sweep, RunOptions]:
         encoder=args.encoder,
         split_id=args.split_id,
         drop_small_classes=args.drop_small_classes,
+        options=parse_options(args.option),
     )
     options = RunOptions(
         out=Path(args.out),
@@ -299,6 +334,9 @@ def sweep_from_args(args: argparse.Namespace) -> tuple[Sweep, RunOptions]:
         progress=not args.no_progress,
         source=args.source,
         skip_unavailable=args.skip_unavailable,
+        checkpoint=Path(args.checkpoint) if args.checkpoint else None,
+        checkpoint_dir=Path(args.checkpoint_dir) if args.checkpoint_dir else None,
+        log_dir=Path(args.log_dir) if args.log_dir else None,
     )
     return sweep, options
 
@@ -334,6 +372,32 @@ def command_run(args: argparse.Namespace) -> int:
     return 1 if result.failed else 0
 
 
+def command_train(args: argparse.Namespace) -> int:
+    """Meta-train and save checkpoints; print one line per checkpoint."""
+    if args.task_file:
+        raise BenchmarkError("train takes --task names; give --task-file to run instead")
+    sweep, options = sweep_from_args(args)
+    summaries = train_sweep(sweep, options)
+    rows = [
+        [
+            s["task"],
+            s["method"],
+            s["train_spec"],
+            s["steps"],
+            "-" if s["best_valid"] is None else f"{100 * s['best_valid']:.2f}",
+            s["best_step"],
+            f"{s['train_s']:.1f}",
+            "reused" if s["reused"] else "trained",
+            s["checkpoint"],
+        ]
+        for s in summaries
+    ]
+    headers = ["task", "method", "train spec", "steps", "best valid (%)", "at step", "train s",
+               "", "checkpoint"]  # fmt: skip
+    print(tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True))
+    return 0
+
+
 def command_results(args: argparse.Namespace) -> int:
     """Print the records of a results folder as tables or JSON."""
     records = load_records(Path(args.dir))
@@ -355,6 +419,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "run":
             return command_run(args)
+        if args.command == "train":
+            return command_train(args)
         if args.command == "describe":
             print(command_describe(args))
             return 0

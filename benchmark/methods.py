@@ -12,6 +12,8 @@ import numpy as np
 import torch
 
 from benchmark.encoders import Encoder
+from benchmark.errors import BenchmarkError
+from benchmark.registry import METHODS, import_object
 from benchmark.types import Example, Kind
 
 
@@ -66,10 +68,47 @@ class MethodEntry:
     build: Callable[[Any, MethodContext], Method]
     needs_encoder: bool = True
     kinds: tuple[Kind, ...] = ("classification",)
+    trainable: bool = False  # meta-trains on the training classes (see benchmark.training)
 
     def config_dict(self, name: str) -> dict[str, Any]:
         """The method's full configuration as recorded in results."""
         return {"name": name, **dataclasses.asdict(self.config)}
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """The config of a method without options."""
+
+
+def resolve_method(name: str) -> MethodEntry:
+    """A registered method, or a plug-in given as `module:Object`.
+
+    The object may be a `MethodEntry`, or a class built as `Class(config, context)` whose
+    optional class attributes are `Config` (a config dataclass), `kinds`, `needs_encoder`.
+    A class with a `train_step` method is meta-trained like the built-in trainable methods.
+    """
+    if name in METHODS or ":" not in name:
+        return METHODS.get(name)
+    try:
+        target = import_object(name)
+    except (ImportError, AttributeError) as error:
+        raise BenchmarkError(f"cannot load method {name!r}: {error}") from error
+    if isinstance(target, MethodEntry):
+        return target
+    if not isinstance(target, type) or not hasattr(target, "fit"):
+        raise BenchmarkError(
+            f"method {name!r} must be a MethodEntry or a class with fit(support, rng), "
+            f"not {type(target).__name__}"
+        )
+    config_type = getattr(target, "Config", NoOptions)
+    return MethodEntry(
+        description=(target.__doc__ or name).strip().splitlines()[0],
+        config=config_type(),
+        build=target,
+        needs_encoder=getattr(target, "needs_encoder", True),
+        kinds=tuple(getattr(target, "kinds", ("classification",))),
+        trainable=hasattr(target, "train_step"),
+    )
 
 
 def label_index(support: Sequence[Example]) -> tuple[list[str], torch.Tensor]:

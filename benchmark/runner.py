@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from benchmark.checkpoints import (
+    check_identity,
+    checkpoint_path,
+    load_checkpoint,
+    save_checkpoint,
+)
+from benchmark.configs import ConfigError, field_types, with_options
 from benchmark.encoders import (
     DEFAULT_ENCODER,
     CachedEncoder,
@@ -23,12 +31,13 @@ from benchmark.encoders import (
 )
 from benchmark.environment import git_commit, package_versions, peak_memory_mb, reset_peak_memory
 from benchmark.errors import DataNotFoundError, SpecError
-from benchmark.methods import MethodContext, MethodEntry
+from benchmark.methods import Method, MethodContext, MethodEntry, resolve_method
 from benchmark.metrics import METRICS, score_episode
 from benchmark.registry import HUB_TASKS, METHODS, TASKS
 from benchmark.sampling import SAMPLER_VERSION, combined_fingerprint, method_rng
 from benchmark.stats import mean_ci
 from benchmark.store import SCHEMA_VERSION, Record, cell_key, finished_record, write_record
+from benchmark.training import MetaTrainConfig, TensorBoardLogger, meta_train
 from benchmark.types import Episode, EpisodeSource, EpisodeSpec, Task
 
 
@@ -44,6 +53,7 @@ class Sweep:
     encoder: str = DEFAULT_ENCODER
     split_id: int = 1
     drop_small_classes: bool = False
+    options: Mapping[str, str] = field(default_factory=dict)  # method options, `[method.]name`
 
 
 @dataclass(frozen=True)
@@ -58,6 +68,14 @@ class RunOptions:
     progress: bool = True
     source: str = "local"
     skip_unavailable: bool = False
+    checkpoint: Path | None = None  # evaluate this checkpoint instead of training
+    checkpoint_dir: Path | None = None  # where trained methods are saved (default out/checkpoints)
+    log_dir: Path | None = None  # TensorBoard curves of meta-training
+
+    @property
+    def checkpoints(self) -> Path:
+        """The folder of checkpoints: `checkpoint_dir`, else `out/checkpoints`."""
+        return self.checkpoint_dir or self.out / "checkpoints"
 
 
 @dataclass(frozen=True)
@@ -114,7 +132,7 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
         raise SpecError(f"episodes must be at least 1, got {sweep.episodes}")
     if not sweep.seeds:
         raise SpecError("at least one seed is needed")
-    methods = {name: METHODS.get(name) for name in sweep.methods}
+    methods = configured_methods(sweep.methods, sweep.options)
     tasks = load_tasks(sweep.tasks, sweep.split_id, options)
     tasks.update((task.card.name, task) for task in extra_tasks)
     cells: dict[str, Cell] = {}
@@ -130,12 +148,63 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
             source = _checked_source(task, asked, sweep.drop_small_classes)
             spec, seeds, count = source.effective(asked, sweep.seeds, sweep.episodes)
             for method_name, entry in methods.items():
+                if entry.trainable and options.checkpoint is None:
+                    _check_trainable(task, method_name, entry, spec)
                 identity = _identity(task, source, method_name, entry, spec, seeds, count, sweep)
                 cells.setdefault(
                     cell_key(identity),
                     Cell(task, source, method_name, entry, spec, seeds, count, identity),
                 )
     return list(cells.values())
+
+
+def configured_methods(names: Sequence[str], options: Mapping[str, str]) -> dict[str, MethodEntry]:
+    """Each named method with the `--option`s that apply to it (typed, checked).
+
+    An option `name=value` applies to every method whose config has `name`; `method.name=value`
+    to that method only. An option that no method takes fails with the methods' options.
+    """
+    entries = {name: resolve_method(name) for name in names}
+    used: set[str] = set()
+    configured = {}
+    for name, entry in entries.items():
+        fields = {f.name for f in dataclasses.fields(entry.config)}
+        mine = {}
+        for option, value in options.items():
+            method, dot, field_name = option.rpartition(".")
+            if dot and method == name:
+                mine[field_name] = value
+                used.add(option)
+            elif not dot and option in fields:
+                mine[option] = value
+                used.add(option)
+        config = with_options(entry.config, mine, name)
+        configured[name] = dataclasses.replace(entry, config=config)
+    unused = sorted(set(options) - used)
+    if unused:
+        offered = "; ".join(
+            f"{name}: {', '.join(field_types(entry.config)) or 'no options'}"
+            for name, entry in entries.items()
+        )
+        raise ConfigError(
+            f"no method being run takes option(s) {', '.join(unused)} (a 'method.name' option "
+            f"must name a method being run). Options by method: {offered}"
+        )
+    return configured
+
+
+def _check_trainable(task: Task, method: str, entry: MethodEntry, spec: EpisodeSpec) -> None:
+    """A method that meta-trains needs a train split that can serve its training episodes."""
+    if not isinstance(entry.config, MetaTrainConfig) or entry.config.meta_episodes == 0:
+        return
+    if "train" not in task.splits:
+        raise SpecError(
+            f"method {method!r} meta-trains on training classes, but {task.card.name} has no "
+            f"train split; give your own data a class split (--split-file or --train-classes), "
+            f"pass --option meta_episodes=0 to run it untrained, or --checkpoint"
+        )
+    train_spec = entry.config.train_spec(spec)
+    task.split("train").check(train_spec, f"split 'train' of {task.card.name} (meta-training)")
 
 
 def _checked_source(task: Task, spec: EpisodeSpec, drop_small: bool) -> EpisodeSource:
@@ -200,21 +269,17 @@ def run_sweep(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = (
             todo.append(cell)
     if not todo:
         return result
-    device = resolve_device(options.device)
-    encoder = None
-    if any(cell.entry.needs_encoder for cell in todo):
-        encoder = CachedEncoder(
-            build_encoder(
-                sweep.encoder, EncoderOptions(device, options.batch_size, options.progress)
-            )
-        )
-    context = MethodContext(encoder=encoder, device=device)
-    run_context = {"versions": package_versions(), "git_commit": git_commit(), "device": device}
+    context = method_context(sweep, options, todo)
+    run_context = {
+        "versions": package_versions(),
+        "git_commit": git_commit(),
+        "device": context.device,
+    }
     total = sum(cell.episodes_per_seed * len(cell.seeds) for cell in todo)
     with tqdm(total=total, unit="episode", disable=not options.progress) as bar:
         for cell in todo:
             bar.set_description(f"{cell.task.card.name} {cell.method} {cell.spec.label}")
-            record = _run_or_fail(cell, context, bar.update)
+            record = _run_or_fail(cell, context, options, bar.update)
             record.update(run_context)
             write_record(options.out, record)
             result.records.append(record)
@@ -223,7 +288,45 @@ def run_sweep(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = (
     return result
 
 
-def _run_or_fail(cell: Cell, context: MethodContext, tick: Callable[[int], None]) -> Record:
+def method_context(sweep: Sweep, options: RunOptions, cells: Sequence[Cell]) -> MethodContext:
+    """The device and (when a cell needs one) the cached encoder that methods share."""
+    device = resolve_device(options.device)
+    encoder = None
+    if any(cell.entry.needs_encoder for cell in cells):
+        encoder = CachedEncoder(
+            build_encoder(
+                sweep.encoder, EncoderOptions(device, options.batch_size, options.progress)
+            )
+        )
+    return MethodContext(encoder=encoder, device=device)
+
+
+def train_sweep(sweep: Sweep, options: RunOptions) -> list[Record]:
+    """Meta-train (or find the checkpoint of) every trainable method of the sweep, per task and
+    training spec; returns each checkpoint's `training` summary with its task and method."""
+    cells = plan(sweep, options)
+    untrainable = sorted({c.method for c in cells if not c.entry.trainable})
+    if untrainable:
+        trainable = [n for n, e in METHODS.items() if e.trainable]
+        raise SpecError(
+            f"method(s) {', '.join(untrainable)} have nothing to train; trainable methods: "
+            f"{', '.join(trainable)}"
+        )
+    context = method_context(sweep, options, cells)
+    summaries: dict[str, Record] = {}
+    for cell in cells:
+        identity = checkpoint_identity(cell, context)
+        key = str(checkpoint_path(options.checkpoints, identity))
+        if key not in summaries:
+            method = cell.entry.build(cell.entry.config, context)
+            summary = prepare_trained(method, cell, context, options)
+            summaries[key] = {"task": cell.task.card.name, "method": cell.method, **summary}
+    return list(summaries.values())
+
+
+def _run_or_fail(
+    cell: Cell, context: MethodContext, options: RunOptions, tick: Callable[[int], None]
+) -> Record:
     uses_encoder = context.encoder is not None and cell.entry.needs_encoder
     record: Record = {
         "schema_version": SCHEMA_VERSION,
@@ -235,14 +338,19 @@ def _run_or_fail(cell: Cell, context: MethodContext, tick: Callable[[int], None]
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     try:
-        record.update(run_cell(cell, context, tick))
+        method = cell.entry.build(cell.entry.config, context)
+        if cell.entry.trainable:
+            record["training"] = prepare_trained(method, cell, context, options)
+        record.update(run_cell(cell, method, context, tick))
         record.update(status="ok", error=None)
     except Exception:
         record.update(status="failed", error=traceback.format_exc())
     return record
 
 
-def run_cell(cell: Cell, context: MethodContext, tick: Callable[[int], None]) -> Record:
+def run_cell(
+    cell: Cell, method: Method, context: MethodContext, tick: Callable[[int], None]
+) -> Record:
     """Scores, summary and throughput of one cell; raises if the method fails."""
     episodes = cell.source.episodes(cell.spec, cell.seeds, cell.episodes_per_seed)
     reset_peak_memory(context.device)
@@ -251,7 +359,6 @@ def run_cell(cell: Cell, context: MethodContext, tick: Callable[[int], None]) ->
         _encode_union(context.encoder, episodes, cell.task.kind)
         synchronize(context.device)
     encoder_s = time.perf_counter() - start
-    method = cell.entry.build(cell.entry.config, context)
     scores: list[float] = []
     for episode in episodes:
         rng = method_rng(episode.seed, episode.index)
@@ -280,6 +387,68 @@ def run_cell(cell: Cell, context: MethodContext, tick: Callable[[int], None]) ->
         },
         "peak_memory_mb": peak_memory_mb(context.device),
     }
+
+
+def checkpoint_identity(cell: Cell, context: MethodContext) -> Record:
+    """What a checkpoint for this cell's method was (or must be) trained on."""
+    config = cell.entry.config
+    train_spec = config.train_spec(cell.spec) if isinstance(config, MetaTrainConfig) else cell.spec
+    return {
+        "method": cell.method,
+        "method_config": cell.identity["method_config"],
+        "task": cell.task.card.name,
+        "task_version": cell.task.card.version,
+        "class_split": cell.task.split_name,
+        "data_sha256": cell.task.data_sha256,
+        "encoder": cell.identity["encoder"],
+        "encoder_revision": context.encoder.revision if context.encoder is not None else None,
+        "train_spec": train_spec.label,
+    }
+
+
+def prepare_trained(
+    method: Method, cell: Cell, context: MethodContext, options: RunOptions
+) -> Record:
+    """Load the method's checkpoint (given, or found in the checkpoint folder) or meta-train it
+    on the task's training classes and save one; returns the record's `training` field."""
+    identity = checkpoint_identity(cell, context)
+    path = options.checkpoint or checkpoint_path(options.checkpoints, identity)
+    if options.checkpoint is not None or (path.is_file() and not options.force):
+        payload = load_checkpoint(path)
+        check_identity(path, payload["identity"], identity)
+        method.load_checkpoint_state(payload["state"])  # type: ignore[attr-defined]
+        return {"checkpoint": str(path), "reused": True, **payload["summary"]}
+    config = cell.entry.config
+    train_spec = config.train_spec(cell.spec)
+    logger = None
+    if options.log_dir is not None:
+        logger = TensorBoardLogger(options.log_dir, path.stem)
+    with tqdm(
+        total=config.meta_episodes,
+        unit="episode",
+        desc=f"meta-training {cell.method} on {cell.task.card.name} {train_spec.label}",
+        disable=not options.progress,
+        leave=False,
+    ) as bar:
+        result = meta_train(
+            method,  # type: ignore[arg-type]
+            config,
+            cell.spec,
+            cell.task.kind,
+            cell.task.split("train"),
+            cell.task.splits.get("valid"),
+            logger,
+            bar.update,
+        )
+    summary = {
+        "train_spec": train_spec.label,
+        "steps": result.steps,
+        "best_step": result.best_step,
+        "best_valid": result.best_valid,
+        "train_s": result.train_s,
+    }
+    save_checkpoint(path, identity, result.state, summary=summary, history=result.history)
+    return {"checkpoint": str(path), "reused": False, **summary}
 
 
 def _encode_union(encoder: Encoder, episodes: Sequence[Episode], kind: str) -> None:
