@@ -260,10 +260,16 @@ def command_list(kind: str) -> str:
         return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     if kind == "methods":
         rows = [
-            [name, "/".join(e.kinds), e.description, json.dumps(dataclasses.asdict(e.config))]
+            [
+                name,
+                "/".join(e.kinds),
+                "yes" if e.trainable else "no",
+                e.description,
+                json.dumps(dataclasses.asdict(e.config)),
+            ]
             for name, e in METHODS.items()
         ]
-        headers = ["method", "tasks", "description", "config"]
+        headers = ["method", "tasks", "meta-trained", "description", "config (--option)"]
         return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
     rows = [[name, e.description] for name, e in ENCODERS.items()]
     rows.append(

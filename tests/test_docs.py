@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
 import re
 import subprocess
 import sys
@@ -57,19 +56,22 @@ def test_default_suite_tasks_and_methods_are_registered_and_match():
     assert len(families) == 6, families  # one task of every family
 
 
-def test_readme_method_example_runs(tmp_path, monkeypatch):
-    from benchmark.registry import METHODS
-    from benchmark.runner import RunOptions, Sweep, run_sweep
-    from benchmark.types import EpisodeSpec
+def test_readme_method_example_runs_by_module_path(tmp_path, monkeypatch):
+    import json
+
+    from benchmark.cli import main
 
     source = re.search(r"```python\n(.*?)```", README, flags=re.S).group(1)
-    METHODS.names()  # load the built-ins first
-    monkeypatch.setattr(METHODS, "_entries", dict(METHODS._entries))
-    (tmp_path / "readme_method.py").write_text(source)
+    assert len(source.strip().splitlines()) <= 30
+    (tmp_path / "my_method.py").write_text(source)
     monkeypatch.syspath_prepend(str(tmp_path))
-    importlib.import_module("readme_method")
-    sweep = Sweep(("clinc150",), ("l1-centroid",), (EpisodeSpec(5, 5, 5),), 20, (0,), "hashing-bow")
-    options = RunOptions(out=tmp_path / "runs", device="cpu", progress=False)
-    (record,) = run_sweep(sweep, options).records
-    assert record["status"] == "ok"
-    assert record["mean"] > 0.5  # far above the 0.2 of chance
+    command = next(c for c in fenced_commands(README) if "my_method:L1Centroid" in c)
+    argv = [
+        *command.split()[1:], "--encoder", "hashing-bow", "--episodes", "20", "--seeds", "1",
+        "--out", str(tmp_path / "runs"), "--no-progress", "--quiet",
+    ]  # fmt: skip
+    assert main(argv) == 0
+    records = [json.loads(p.read_text()) for p in (tmp_path / "runs").glob("*.json")]
+    mine = [r for r in records if r["method"] == "my_method:L1Centroid"]
+    assert len(mine) == 2 and all(r["status"] == "ok" for r in mine)
+    assert all(r["mean"] > 0.5 for r in mine)  # far above the 0.2 of chance
