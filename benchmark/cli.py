@@ -18,7 +18,7 @@ from benchmark.errors import BenchmarkError
 from benchmark.registry import ENCODERS, METHODS, TASKS
 from benchmark.report import results_table, throughput_table
 from benchmark.runner import RunOptions, Sweep, run_sweep, train_sweep
-from benchmark.store import load_records
+from benchmark.store import load_records, spec_label
 from benchmark.types import EpisodeSpec, Task
 from tasks.files import FORMATS, load_file_task
 
@@ -371,6 +371,13 @@ def command_run(args: argparse.Namespace) -> int:
         print(results_table(result.records))
         print()
         print(throughput_table(result.records))
+    for record in result.records:
+        if record["status"] != "ok":
+            last = (record.get("error") or "").strip().splitlines() or ["unknown error"]
+            print(
+                f"failed: {record['task']} {record['method']} {spec_label(record)}: {last[-1]}",
+                file=sys.stderr,
+            )
     print(
         f"\n{result.ran} cell(s) run, {result.reused} reused from {options.out}, "
         f"{result.failed} failed; records in {options.out}/"

@@ -155,7 +155,7 @@ def test_train_command_then_run_with_that_checkpoint(tmp_path, capsys):
     assert record["training"]["checkpoint"] == str(saved)
 
 
-def test_a_checkpoint_of_another_config_or_encoder_is_refused(tmp_path):
+def test_a_checkpoint_of_another_config_or_encoder_is_refused(tmp_path, capsys):
     checkpoints = tmp_path / "ckpt"
     assert main(["train", *TINY, "--checkpoint-dir", str(checkpoints)]) == 0
     (saved,) = checkpoints.glob("*.pt")
@@ -163,6 +163,7 @@ def test_a_checkpoint_of_another_config_or_encoder_is_refused(tmp_path):
     code = main(["run", *TINY, "--option", "distance=cosine", "--checkpoint", str(saved),
                  "--out", str(out)])  # fmt: skip
     assert code == 1
+    assert "failed: clinc150 protonet-meta 5w-1s-5q: " in capsys.readouterr().err
     (record,) = records_of(out)
     assert record["status"] == "failed"
     assert "does not fit this run: method_config: checkpoint has" in record["error"]
