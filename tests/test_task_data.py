@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import pytest
@@ -20,7 +21,11 @@ def test_loaded_counts_match_the_task_card(shared_data, name):
     task = entry.load(shared_data, 1)
     loaded = {split: (len(source.labels()), source.size()) for split, source in task.splits.items()}
     assert loaded == dict(entry.card.counts)
-    assert task.card == entry.card
+    # A loaded domain-shift card may name the domains its split chose; everything else is the card.
+    generic = dataclasses.replace(
+        task.card, source_domain=entry.card.source_domain, target_domain=entry.card.target_domain
+    )
+    assert generic == entry.card
 
 
 @pytest.mark.parametrize(
