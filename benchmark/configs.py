@@ -15,13 +15,15 @@ class ConfigError(BenchmarkError, ValueError):
 
 
 def parse_options(pairs: Sequence[str]) -> dict[str, str]:
-    """`["inner_lr=0.01", "first_order=true"]` -> `{"inner_lr": "0.01", ...}`."""
+    """`["inner-lr=0.01", "maml.first_order=true"]` -> `{"inner_lr": "0.01", ...}`; a method
+    scope before the last dot keeps its spelling (`finetune-full.steps`)."""
     options: dict[str, str] = {}
     for pair in pairs:
         name, sep, value = pair.partition("=")
         if not sep or not name.strip():
             raise ConfigError(f"expected --option NAME=VALUE, got {pair!r}")
-        options[name.strip().replace("-", "_")] = value.strip()
+        scope, dot, option = name.strip().rpartition(".")
+        options[scope + dot + option.replace("-", "_")] = value.strip()
     return options
 
 

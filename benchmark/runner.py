@@ -203,7 +203,7 @@ def _check_trainable(task: Task, method: str, entry: MethodEntry, spec: EpisodeS
             f"train split; give your own data a class split (--split-file or --train-classes), "
             f"pass --option meta_episodes=0 to run it untrained, or --checkpoint"
         )
-    train_spec = entry.config.train_spec(spec)
+    train_spec = entry.config.train_spec(spec, len(task.split("train").labels()))
     task.split("train").check(train_spec, f"split 'train' of {task.card.name} (meta-training)")
 
 
@@ -389,10 +389,18 @@ def run_cell(
     }
 
 
+def cell_train_spec(cell: Cell) -> EpisodeSpec:
+    """The spec of the training episodes of a trainable cell (its own spec otherwise)."""
+    config, task = cell.entry.config, cell.task
+    if not isinstance(config, MetaTrainConfig):
+        return cell.spec
+    classes = len(task.split("train").labels()) if "train" in task.splits else cell.spec.n_way
+    return config.train_spec(cell.spec, classes)
+
+
 def checkpoint_identity(cell: Cell, context: MethodContext) -> Record:
     """What a checkpoint for this cell's method was (or must be) trained on."""
-    config = cell.entry.config
-    train_spec = config.train_spec(cell.spec) if isinstance(config, MetaTrainConfig) else cell.spec
+    train_spec = cell_train_spec(cell)
     return {
         "method": cell.method,
         "method_config": cell.identity["method_config"],
@@ -419,7 +427,7 @@ def prepare_trained(
         method.load_checkpoint_state(payload["state"])  # type: ignore[attr-defined]
         return {"checkpoint": str(path), "reused": True, **payload["summary"]}
     config = cell.entry.config
-    train_spec = config.train_spec(cell.spec)
+    train_spec = cell_train_spec(cell)
     logger = None
     if options.log_dir is not None:
         logger = TensorBoardLogger(options.log_dir, path.stem)

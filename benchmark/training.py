@@ -37,7 +37,8 @@ class TrainingDiverged(BenchmarkError, FloatingPointError):
 class MetaTrainConfig:
     """Meta-training settings shared by every trainable method (fields of its config).
 
-    `train_n_way`/`train_k_shot` of 0 mean "the N and K being evaluated"; `meta_episodes` of 0
+    `train_n_way`/`train_k_shot` of 0 mean "the N (at most the training classes) and K being
+    evaluated"; `meta_episodes` of 0
     skips meta-training (the method runs from its initial state).
     """
 
@@ -57,10 +58,11 @@ class MetaTrainConfig:
             min(evaluated.n_way, valid_classes), evaluated.k_shot, self.train_n_query, "valid"
         )
 
-    def train_spec(self, evaluated: EpisodeSpec) -> EpisodeSpec:
-        """The spec of training episodes for a cell that evaluates `evaluated`."""
+    def train_spec(self, evaluated: EpisodeSpec, train_classes: int) -> EpisodeSpec:
+        """The spec of training episodes for a cell that evaluates `evaluated`: by default its N
+        (at most the number of training classes) and K."""
         return EpisodeSpec(
-            self.train_n_way or evaluated.n_way,
+            self.train_n_way or min(evaluated.n_way, train_classes),
             self.train_k_shot or evaluated.k_shot,
             self.train_n_query,
             "train",
@@ -168,7 +170,7 @@ def meta_train(
     logger = logger or NoLogger()
     start = time.perf_counter()
     valid_episodes: list[Episode] = []
-    spec = config.train_spec(evaluated)
+    spec = config.train_spec(evaluated, len(train.labels()))
     if valid is not None and config.valid_every > 0 and config.valid_episodes > 0:
         valid_spec = config.valid_spec(evaluated, len(valid.labels()))
         valid.check(valid_spec, "the validation split")

@@ -51,6 +51,8 @@ def test_options_are_typed_and_checked():
         with_options(Example3(), {"stepz": "1"}, "m")
     with pytest.raises(ConfigError, match="expected --option NAME=VALUE"):
         parse_options(["steps"])
+    scoped = parse_options(["finetune-full.inner-lr=1", "pkg.mod:Cls.x=2"])
+    assert scoped == {"finetune-full.inner_lr": "1", "pkg.mod:Cls.x": "2"}
 
 
 def test_cli_refuses_unknown_and_badly_typed_options(capsys):
