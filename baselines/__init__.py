@@ -1,5 +1,23 @@
 """Built-in methods; importing this package registers them."""
 
-from baselines import floors, frozen, metatrained, ner, probe
+from baselines import (
+    floors,
+    frozen,
+    metatrained,
+    metric_learning,
+    ner,
+    optimization,
+    probe,
+    transfer,
+)
 
-__all__ = ["floors", "frozen", "metatrained", "ner", "probe"]
+__all__ = [
+    "floors",
+    "frozen",
+    "metatrained",
+    "metric_learning",
+    "ner",
+    "optimization",
+    "probe",
+    "transfer",
+]

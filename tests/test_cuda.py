@@ -35,3 +35,26 @@ def test_sweep_on_cuda_records_cuda_memory_and_matches_cpu(tmp_path):
         assert on_gpu["peak_memory_mb"] > 0
         assert on_gpu["episodes_fingerprint"] == on_cpu["episodes_fingerprint"]
         assert abs(on_gpu["mean"] - on_cpu["mean"]) < 0.01
+
+
+TRAINABLE = ("protonet-meta", "matching-net", "relation-net", "siamese-net", "maml", "fomaml",
+             "reptile", "anil", "meta-sgd")  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("methods", "options"),
+    [
+        (TRAINABLE, {"meta_episodes": "8", "valid_every": "4", "valid_episodes": "4"}),
+        (TRAINABLE, {"meta_episodes": "4", "unfreeze_layers": "1", "valid_every": "0"}),
+        (("finetune-full", "setfit"), {"unfreeze_layers": "1", "steps": "3"}),
+    ],
+)
+def test_training_methods_run_on_cuda_and_agree_with_cpu(tmp_path, methods, options):
+    sweep = Sweep(("clinc150",), methods, (EpisodeSpec(5, 1, 5),), 10, (0,), options=options)
+    gpu = run_sweep(sweep, RunOptions(out=tmp_path / "gpu", device="cuda", progress=False))
+    cpu = run_sweep(sweep, RunOptions(out=tmp_path / "cpu", device="cpu", progress=False))
+    assert gpu.failed == 0, [r["error"] for r in gpu.records if r["status"] != "ok"]
+    for on_gpu, on_cpu in zip(gpu.records, cpu.records, strict=True):
+        assert on_gpu["device"] == "cuda" and on_gpu["peak_memory_mb"] > 0
+        assert on_gpu["episodes_fingerprint"] == on_cpu["episodes_fingerprint"]
+        assert abs(on_gpu["mean"] - on_cpu["mean"]) <= 0.1  # fp16 autocast, few episodes

