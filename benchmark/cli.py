@@ -15,6 +15,7 @@ from benchmark.configs import parse_options
 from benchmark.datasource import DATA_DIR_ENV, resolve_data_dir
 from benchmark.encoders import DEFAULT_ENCODER
 from benchmark.errors import BenchmarkError
+from benchmark.methods import resolve_method
 from benchmark.registry import ENCODERS, METHODS, TASKS
 from benchmark.report import results_table, throughput_table
 from benchmark.runner import RunOptions, Sweep, run_sweep, train_sweep
@@ -267,7 +268,7 @@ def command_list(kind: str) -> str:
                 e.description,
                 json.dumps(dataclasses.asdict(e.config)),
             ]
-            for name, e in METHODS.items()
+            for name, e in ((name, resolve_method(name)) for name in METHODS.names())
         ]
         headers = ["method", "tasks", "meta-trained", "description", "config (--option)"]
         return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)

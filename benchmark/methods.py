@@ -81,18 +81,20 @@ class NoOptions:
 
 
 def resolve_method(name: str) -> MethodEntry:
-    """A registered method, or a plug-in given as `module:Object`.
+    """A registered method (built in, or an entry point of the `fewshot_bench.methods` group), or
+    a plug-in given as `module:Object`.
 
     The object may be a `MethodEntry`, or a class built as `Class(config, context)` whose
     optional class attributes are `Config` (a config dataclass), `kinds`, `needs_encoder`.
     A class with a `train_step` method is meta-trained like the built-in trainable methods.
     """
     if name in METHODS or ":" not in name:
-        return METHODS.get(name)
-    try:
-        target = import_object(name)
-    except (ImportError, AttributeError) as error:
-        raise BenchmarkError(f"cannot load method {name!r}: {error}") from error
+        target = METHODS.get(name)
+    else:
+        try:
+            target = import_object(name)
+        except (ImportError, AttributeError) as error:
+            raise BenchmarkError(f"cannot load method {name!r}: {error}") from error
     if isinstance(target, MethodEntry):
         return target
     if not isinstance(target, type) or not hasattr(target, "fit"):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 import sys
@@ -57,8 +59,6 @@ def test_default_suite_tasks_and_methods_are_registered_and_match():
 
 
 def test_readme_method_example_runs_by_module_path(tmp_path, monkeypatch):
-    import json
-
     from benchmark.cli import main
 
     source = re.search(r"```python\n(.*?)```", README, flags=re.S).group(1)
@@ -75,3 +75,31 @@ def test_readme_method_example_runs_by_module_path(tmp_path, monkeypatch):
     mine = [r for r in records if r["method"] == "my_method:L1Centroid"]
     assert len(mine) == 2 and all(r["status"] == "ok" for r in mine)
     assert all(r["mean"] > 0.5 for r in mine)  # far above the 0.2 of chance
+
+
+def test_a_method_installed_as_an_entry_point_runs_by_its_short_name(tmp_path):
+    """A package that declares `[project.entry-points."fewshot_bench.methods"]` (here its
+    installed metadata, written by hand) is listed and run as a built-in method."""
+    source = re.search(r"```python\n(.*?)```", README, flags=re.S).group(1)
+    (tmp_path / "my_method.py").write_text(source)
+    dist = tmp_path / "my_method-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: my-method\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text(
+        "[fewshot_bench.methods]\nl1-centroid = my_method:L1Centroid\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(REPO)])}
+    cli = [sys.executable, "-m", "benchmark.cli"]
+    listed = subprocess.run([*cli, "list", "methods"], env=env, capture_output=True, text=True)
+    assert listed.returncode == 0, listed.stderr
+    assert "| l1-centroid " in listed.stdout
+    out = tmp_path / "runs"
+    run = subprocess.run(
+        [*cli, "run", "--task", "clinc150", "--method", "l1-centroid", "--encoder", "hashing-bow",
+         "--k-shot", "1", "--episodes", "20", "--seeds", "1", "--out", str(out), "--no-progress",
+         "--quiet"],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    (record,) = [json.loads(p.read_text()) for p in out.glob("*.json")]
+    assert record["method"] == "l1-centroid" and record["mean"] > 0.5
