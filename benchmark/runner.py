@@ -307,7 +307,7 @@ def train_sweep(sweep: Sweep, options: RunOptions) -> list[Record]:
     cells = plan(sweep, options)
     untrainable = sorted({c.method for c in cells if not c.entry.trainable})
     if untrainable:
-        trainable = [n for n, e in METHODS.items() if e.trainable]
+        trainable = [n for n in METHODS.names() if resolve_method(n).trainable]
         raise SpecError(
             f"method(s) {', '.join(untrainable)} have nothing to train; trainable methods: "
             f"{', '.join(trainable)}"
