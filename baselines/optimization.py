@@ -11,6 +11,15 @@ al. 2020). That loses nothing, because any permutation-symmetric head init (ever
 row w0 and bias b0) gives exactly the zero head's predictions and gradients: softmax ignores a
 logit shift that is common to all classes. After one step the zero head scores a query by its dot
 product with each class's support features minus their mean, a prototype classifier.
+
+Meta-training over cached embeddings (`unfreeze_layers` 0) runs a meta batch of same-shape episodes
+at once with `torch.func.vmap`: every episode's input is then a fixed tensor. With the zero head,
+the first inner step moves only the head (the body's gradient is exactly zero), so it is taken on
+the head alone. With a scalar inner learning rate (MAML, first-order MAML) the adapted linear
+weights are never formed: an SGD step adds `-lr * delta^T a` (output gradients `delta`, inputs `a`
+of the support examples) to a weight, so the adapted layer maps `x` to its initial output minus
+`(x a^T + 1) lr delta` per step, a low-rank correction (`LowRank`). Both give the loop's
+meta-gradients up to rounding.
 """
 
 from __future__ import annotations
@@ -18,14 +27,16 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Literal
 
 import torch
 from torch import nn
-from torch.func import functional_call
+from torch.func import functional_call, grad, vmap
 
 from baselines.metatrained import EpisodeLearner, FeatureConfig
 from benchmark.configs import ConfigError
+from benchmark.features import ResidualAdapter
 from benchmark.methods import MethodContext, MethodEntry, label_index
 from benchmark.registry import METHODS
 from benchmark.training import MetaTrainConfig
@@ -187,10 +198,135 @@ class GradientMetaLearner(EpisodeLearner):
             head(adapted, features), self.targets(names, episode.query)
         )
 
+    def meta_loss(self, episodes: Sequence[Episode]) -> torch.Tensor:
+        """Mean query loss of a meta batch (`query_loss`): all episodes at once under `vmap` when
+        they are cached embeddings of one shape (`stack`), else episode by episode."""
+        batch = self.stack(episodes)
+        if batch is None:
+            return torch.stack([self.query_loss(e) for e in episodes]).mean()
+        lrs = self.inner_lrs()
+        loss = self.low_rank_loss if self.low_rank(lrs) else self.vmapped_loss
+        episode = partial(loss, self.body(), lrs, batch.classes)
+        return vmap(episode)(*batch.tensors()).mean()
+
+    def stack(self, episodes: Sequence[Episode]) -> EpisodeBatch | None:
+        """The episodes' cached embeddings and label indices, stacked; None when the features
+        run the transformer or the episodes differ in shape."""
+        shapes = {
+            (len(e.support), len(e.query), len({x.label for x in e.support})) for e in episodes
+        }
+        if self.features.transformer is not None or len(shapes) != 1:
+            return None
+        ((supports, queries, classes),) = shapes
+        targets = torch.stack(
+            [self.targets(label_index(e.support)[0], [*e.support, *e.query]) for e in episodes]
+        )
+        texts = [x.text for e in episodes for x in (*e.support, *e.query)]
+        inputs = self.context.embed(texts).view(len(episodes), supports + queries, -1)
+        return EpisodeBatch(
+            inputs[:, :supports],
+            targets[:, :supports],
+            inputs[:, supports:],
+            targets[:, supports:],
+            classes,
+        )
+
+    def adapter(self, params: Params, inputs: torch.Tensor) -> torch.Tensor:
+        """The adapter, under the body parameters in `params`, over cached embeddings."""
+        weights = {n.removeprefix("adapter."): p for n, p in params.items() if n not in HEAD}
+        return functional_call(self.features.adapter, weights, (inputs,))
+
+    def stop(self, value: torch.Tensor) -> torch.Tensor:
+        """`value`, detached in first-order meta-learning (inner gradients are constants)."""
+        return value.detach() if self.first_order else value
+
+    def vmapped_loss(
+        self,
+        body: Params,
+        lrs: Mapping[str, torch.Tensor | float],
+        classes: int,
+        support: torch.Tensor,
+        support_targets: torch.Tensor,
+        query: torch.Tensor,
+        query_targets: torch.Tensor,
+    ) -> torch.Tensor:
+        """One episode's `query_loss` from its embeddings, the inner steps by `torch.func.grad`
+        (under `vmap` over the episodes of a meta batch)."""
+        start = self.adapter(body, support)
+        zero = {
+            "head.weight": support.new_zeros(classes, start.shape[-1]),
+            "head.bias": support.new_zeros(classes),
+        }
+
+        def support_loss(adapted: Params, params: Params) -> torch.Tensor:
+            moves_body = any(n not in HEAD for n in adapted)
+            params = {**params, **adapted}
+            features = self.adapter(params, support) if moves_body else start
+            return nn.functional.cross_entropy(head(params, features), support_targets)
+
+        # From the zero head the body's gradient is exactly zero: the first step moves the head.
+        params, names = {**body, **zero}, list(HEAD)
+        for _ in range(self.config.inner_steps):
+            grads = grad(support_loss)({n: params[n] for n in names}, params)
+            params = {**params, **{n: params[n] - lrs[n] * self.stop(grads[n]) for n in names}}
+            names = list(lrs)
+        features = self.adapter(params, query)
+        return nn.functional.cross_entropy(head(params, features), query_targets)
+
+    def low_rank(self, lrs: Mapping[str, torch.Tensor | float]) -> bool:
+        """Whether `low_rank_loss` applies: one scalar learning rate for a residual adapter and the
+        head, all adapted."""
+        rates = set(lrs.values())
+        return (
+            isinstance(self.features.adapter, ResidualAdapter)
+            and set(lrs) == {*self.body(), *HEAD}
+            and len(rates) == 1
+            and not isinstance(next(iter(rates)), torch.Tensor)
+        )
+
+    def low_rank_loss(
+        self,
+        body: Params,
+        lrs: Mapping[str, torch.Tensor | float],
+        classes: int,
+        support: torch.Tensor,
+        support_targets: torch.Tensor,
+        query: torch.Tensor,
+        query_targets: torch.Tensor,
+    ) -> torch.Tensor:
+        """`vmapped_loss` with the adapted adapter and head kept as `LowRank` layers (`low_rank`);
+        the output gradients come from `torch.func.grad` of zero shifts of the layer outputs."""
+        rate = float(next(iter(lrs.values())))
+        layers = {
+            "down": LowRank(body["adapter.down.weight"], body["adapter.down.bias"]),
+            "up": LowRank(body["adapter.up.weight"], body["adapter.up.bias"]),
+            "head": LowRank(
+                support.new_zeros(classes, support.shape[-1]), support.new_zeros(classes)
+            ),
+        }
+        down = layers["down"](support)
+        sizes = {"down": down.shape[-1], "up": support.shape[-1], "head": classes}
+
+        def support_loss(shifts: Params, layers: dict[str, LowRank]) -> tuple[torch.Tensor, Params]:
+            logits, inputs = adapter_logits(layers, support, down, shifts)
+            return nn.functional.cross_entropy(logits, support_targets), inputs
+
+        # From the zero head the body's gradient is exactly zero: the first step moves the head.
+        names: Sequence[str] = ("head",)
+        for _ in range(self.config.inner_steps):
+            shifts = {n: support.new_zeros(len(support), sizes[n]) for n in names}
+            deltas, inputs = grad(support_loss, has_aux=True)(shifts, layers)
+            moved = {
+                n: layers[n].step(self.stop(inputs[n]), rate * self.stop(deltas[n])) for n in names
+            }
+            layers, names = {**layers, **moved}, list(layers)
+        logits, _ = adapter_logits(layers, query, None, {})
+        return nn.functional.cross_entropy(logits, query_targets)
+
     def train_step(self, episodes: Sequence[Episode], rng: random.Random) -> float:
         self.train()
         self.optimizer.zero_grad()
-        loss = torch.stack([self.query_loss(e) for e in episodes]).mean()
+        loss = self.meta_loss(episodes)
         loss.backward()
         self.optimizer.step()
         return float(loss.detach())
@@ -211,6 +347,57 @@ class GradientMetaLearner(EpisodeLearner):
 def head(params: Params, features: torch.Tensor) -> torch.Tensor:
     """(examples, classes) logits of the linear head in `params`."""
     return features @ params["head.weight"].T + params["head.bias"]
+
+
+@dataclass(frozen=True)
+class EpisodeBatch:
+    """Same-shape episodes as tensors: embeddings (episodes, examples, dim) and label indices."""
+
+    support: torch.Tensor
+    support_targets: torch.Tensor
+    query: torch.Tensor
+    query_targets: torch.Tensor
+    classes: int
+
+    def tensors(self) -> tuple[torch.Tensor, ...]:
+        return self.support, self.support_targets, self.query, self.query_targets
+
+
+@dataclass(frozen=True)
+class LowRank:
+    """A linear layer after SGD steps on a support set: its initial `weight` and `bias` and, per
+    step, the layer's `inputs` a and learning rate times output gradients d on the support
+    examples; the step subtracted d^T a from the weight and d^T 1 from the bias."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor
+    steps: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()
+
+    def __call__(self, x: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
+        """The layer's output for `x`, given its output under the initial weights (`start`)."""
+        out = x @ self.weight.T + self.bias if start is None else start
+        for inputs, deltas in self.steps:
+            out = out - (x @ inputs.T + 1) @ deltas
+        return out
+
+    def step(self, inputs: torch.Tensor, deltas: torch.Tensor) -> LowRank:
+        return LowRank(self.weight, self.bias, (*self.steps, (inputs, deltas)))
+
+
+def adapter_logits(
+    layers: Mapping[str, LowRank], x: torch.Tensor, down: torch.Tensor | None, shifts: Params
+) -> tuple[torch.Tensor, Params]:
+    """Head logits over `ResidualAdapter` features `x + up(relu(down(x)))` (`down`: the down
+    layer's output for `x` under its initial weights, if known), each layer's output plus its
+    entry of `shifts` (if any); and each layer's inputs."""
+
+    def shift(name: str, out: torch.Tensor) -> torch.Tensor:
+        return out + shifts[name] if name in shifts else out
+
+    hidden = torch.relu(shift("down", layers["down"](x, down)))
+    features = x + shift("up", layers["up"](hidden))
+    logits = shift("head", layers["head"](features))
+    return logits, {"down": x, "up": hidden, "head": features}
 
 
 @dataclass(frozen=True)
