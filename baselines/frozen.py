@@ -9,24 +9,26 @@ from typing import Literal
 
 import torch
 
+from benchmark.batched import EpisodeIndex, score_batched
 from benchmark.methods import MethodContext, MethodEntry, label_index
 from benchmark.registry import METHODS
-from benchmark.types import Example
+from benchmark.types import Episode, Example
 
 Distance = Literal["euclidean", "cosine"]
 
 
 def similarity(queries: torch.Tensor, keys: torch.Tensor, distance: Distance) -> torch.Tensor:
-    """(q, k) scores, higher is closer: negative squared Euclidean distance or cosine.
+    """(..., q, k) scores, higher is closer: negative squared Euclidean distance or cosine.
 
-    Squared distances are expanded as |q|^2 - 2 q.k + |k|^2, one matmul and no `cdist`.
+    Squared distances are expanded as |q|^2 - 2 q.k + |k|^2, one matmul and no `cdist`. Leading
+    dimensions are a batch of episodes (`(b, q, d)` against `(b, k, d)` is one batched matmul).
     """
     if distance == "cosine":
         queries = torch.nn.functional.normalize(queries, dim=-1)
         keys = torch.nn.functional.normalize(keys, dim=-1)
-        return queries @ keys.T
-    squared = (queries * queries).sum(-1, keepdim=True) - 2 * queries @ keys.T
-    return -(squared + (keys * keys).sum(-1))
+        return queries @ keys.mT
+    squared = (queries * queries).sum(-1, keepdim=True) - 2 * queries @ keys.mT
+    return -(squared + (keys * keys).sum(-1).unsqueeze(-2))
 
 
 @dataclass(frozen=True)
@@ -73,6 +75,25 @@ class PrototypicalNetwork:
         prototypes /= torch.bincount(index, minlength=len(names)).unsqueeze(1)
         return NearestKey(self.context, names, prototypes, self.config.distance)
 
+    def score_batch(self, episodes: Sequence[Episode]) -> list[float]:
+        """Accuracy of each episode, scored together; the same predictions as `fit`."""
+        distance = self.config.distance
+        return score_batched(
+            episodes,
+            self.context.embed,
+            lambda x, batch: similarity(x[batch.query], prototypes(x, batch), distance).argmax(-1),
+        )
+
+
+def prototypes(embeddings: torch.Tensor, batch: EpisodeIndex) -> torch.Tensor:
+    """(b, n_way, dim) support means, summed in support order as `PrototypicalNetwork.fit` does."""
+    b, n = batch.support.shape[0], batch.n_way
+    index = (batch.support_labels + n * torch.arange(b, device=embeddings.device)[:, None]).ravel()
+    sums = torch.zeros(b * n, embeddings.shape[1], device=embeddings.device)
+    sums.index_add_(0, index, embeddings[batch.support.ravel()])
+    sums /= torch.bincount(index, minlength=b * n).unsqueeze(1)
+    return sums.reshape(b, n, -1)
+
 
 @dataclass(frozen=True)
 class NearestNeighbourConfig:
@@ -92,6 +113,16 @@ class NearestNeighbour:
         names, labels = label_index(support)
         keys = self.context.embed([e.text for e in support])
         return NearestKey(self.context, names, keys, self.config.distance, key_labels=labels)
+
+    def score_batch(self, episodes: Sequence[Episode]) -> list[float]:
+        """Accuracy of each episode, scored together; the same predictions as `fit`."""
+        distance = self.config.distance
+
+        def predict(x: torch.Tensor, batch: EpisodeIndex) -> torch.Tensor:
+            best = similarity(x[batch.query], x[batch.support], distance).argmax(-1)
+            return batch.support_labels.gather(1, best)
+
+        return score_batched(episodes, self.context.embed, predict)
 
 
 METHODS.add(

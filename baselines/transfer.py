@@ -19,12 +19,13 @@ from torch import nn
 
 from baselines.frozen import Distance, similarity
 from baselines.probe import LinearPredictor, fit_logistic_regression
+from benchmark.batched import EpisodeIndex, score_batched
 from benchmark.encoders import CachedEncoder, TransformerEncoder
 from benchmark.errors import BenchmarkError
 from benchmark.features import TrainableTransformer
 from benchmark.methods import MethodContext, MethodEntry, label_index
 from benchmark.registry import METHODS
-from benchmark.types import Example
+from benchmark.types import Episode, Example
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,20 @@ def knn_vote(scores: torch.Tensor, key_labels: torch.Tensor, k: int) -> list[int
             votes[label] = votes.get(label, 0) + 1
         out.append(max(votes, key=lambda label: votes[label]))  # max keeps the first of ties
     return out
+
+
+def knn_vote_batched(
+    scores: torch.Tensor, key_labels: torch.Tensor, k: int, n: int
+) -> torch.Tensor:
+    """`knn_vote` over a batch: (b, q, keys) scores and (b, keys) labels in `range(n)` give
+    (b, q) labels, with the same ranking and tie-breaking."""
+    order = torch.sort(scores, dim=-1, descending=True, stable=True).indices[..., :k]
+    ranked = key_labels.unsqueeze(1).expand_as(scores).gather(-1, order)  # (b, q, k)
+    hits = nn.functional.one_hot(ranked, n).bool()  # (b, q, k, n)
+    k = ranked.shape[-1]
+    rank = torch.arange(k, device=scores.device).unsqueeze(1)
+    first = torch.where(hits, rank, k).amin(-2)  # best rank of each label, k when absent
+    return (hits.sum(-2) * (k + 1) - first).argmax(-1)  # most votes, then best-ranked
 
 
 @dataclass(frozen=True)
@@ -77,6 +92,16 @@ class KNearestNeighbours:
         names, labels = label_index(support)
         keys = self.context.embed([e.text for e in support])
         return KNNPredictor(self.context, names, keys, labels, self.config)
+
+    def score_batch(self, episodes: Sequence[Episode]) -> list[float]:
+        """Accuracy of each episode, scored together; the same predictions as `fit`."""
+        config = self.config
+
+        def predict(x: torch.Tensor, batch: EpisodeIndex) -> torch.Tensor:
+            scores = similarity(x[batch.query], x[batch.support], config.distance)
+            return knn_vote_batched(scores, batch.support_labels, config.k, batch.n_way)
+
+        return score_batched(episodes, self.context.embed, predict)
 
 
 @dataclass(frozen=True)

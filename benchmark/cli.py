@@ -13,7 +13,8 @@ from tabulate import tabulate
 
 from benchmark.configs import parse_options
 from benchmark.datasource import DATA_DIR_ENV, resolve_data_dir
-from benchmark.encoders import DEFAULT_ENCODER
+from benchmark.embedding_cache import CACHE_ENV, EmbeddingCache, cache_dir
+from benchmark.encoders import DEFAULT_ENCODER, resolve_device
 from benchmark.errors import BenchmarkError
 from benchmark.methods import resolve_method
 from benchmark.registry import ENCODERS, METHODS, TASKS
@@ -154,6 +155,12 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--force", action="store_true", help="rerun cells that already have a result in --out"
     )
     how.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_cache_dir_argument(how)
+    how.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="neither read nor write the on-disk embedding cache (encode everything afresh)",
+    )
     how.add_argument(
         "--quiet", action="store_true", help="print only the summary line, not the tables"
     )
@@ -169,6 +176,15 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         "--skip-unavailable",
         action="store_true",
         help="leave out tasks whose data is not found (with a note) instead of failing",
+    )
+
+
+def add_cache_dir_argument(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """The `--cache-dir` flag of `run`, `train` and `cache`."""
+    parser.add_argument(
+        "--cache-dir",
+        default=None,
+        help=f"embedding cache folder (else ${CACHE_ENV}, else ~/.cache/fewshot-bench)",
     )
 
 
@@ -229,6 +245,38 @@ def build_parser() -> argparse.ArgumentParser:
     results = commands.add_parser("results", help="show the records in a results folder")
     results.add_argument("dir", help="results folder written by `run --out`")
     results.add_argument("--json", action="store_true", help="print all records as one JSON list")
+    cache = commands.add_parser(
+        "cache",
+        help="show or clear the on-disk embedding cache",
+        description="Embeddings are cached on disk by encoder, revision and text hash, so that "
+        "a second run does not encode the same texts again.",
+    )
+    actions = cache.add_subparsers(dest="action", required=True, metavar="ACTION")
+    info = actions.add_parser("info", help="location, size on disk and entries per encoder")
+    add_cache_dir_argument(info)
+    clear = actions.add_parser("clear", help="delete the cache, or one encoder's vectors")
+    add_cache_dir_argument(clear)
+    clear.add_argument("--encoder", default=None, help="delete only this encoder's vectors")
+    perf = commands.add_parser(
+        "perf",
+        help="measure the performance targets side by side and print the ratios",
+        description="In one process: vectorised ProtoNet and batched logistic regression against "
+        "per-episode ways on the same episodes, our encoder against sentence-transformers, MAML's "
+        "torch.func path against higher, and the default suite cold, warm and as encoding alone. "
+        "Prints a table of ratios with their correctness checks and writes <out>/perf.json.",
+    )
+    perf.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N (default cpu)")
+    perf.add_argument(
+        "--threads", type=_positive_int, default=None, help="torch threads (default: torch's)"
+    )
+    perf.add_argument("--episodes", type=_positive_int, default=1000, help="episodes (1000)")
+    perf.add_argument("--sentences", type=_positive_int, default=10_000, help="sentences (10000)")
+    perf.add_argument("--batch-size", type=_positive_int, default=64, help="encoder batch (64)")
+    perf.add_argument(
+        "--skip-suite", action="store_true", help="leave out the default-suite rows (minutes)"
+    )
+    perf.add_argument("--data-dir", default=None, help="data folder for the suite's SST-2/ARSC")
+    perf.add_argument("--out", default="runs/perf", help="where perf.json goes (runs/perf)")
     return parser
 
 
@@ -344,6 +392,8 @@ def sweep_from_args(args: argparse.Namespace) -> tuple[Sweep, RunOptions]:
         checkpoint=Path(args.checkpoint) if args.checkpoint else None,
         checkpoint_dir=Path(args.checkpoint_dir) if args.checkpoint_dir else None,
         log_dir=Path(args.log_dir) if args.log_dir else None,
+        cache=not args.no_cache,
+        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
     )
     return sweep, options
 
@@ -424,6 +474,62 @@ def command_results(args: argparse.Namespace) -> int:
     return 0
 
 
+def command_cache(args: argparse.Namespace) -> str:
+    """`cache info`: where the cache is and what it holds; `cache clear`: delete (some of) it."""
+    cache = EmbeddingCache(cache_dir(args.cache_dir))
+    if args.action == "clear":
+        if args.encoder is None:
+            freed = cache.clear()
+            return f"cleared {cache.path} ({freed / 1e6:.1f} MB freed)"
+        removed = cache.clear(args.encoder)
+        return f"removed {removed:,} cached vector(s) of encoder {args.encoder!r} from {cache.path}"
+    groups = cache.groups()
+    if not groups:
+        return f"embedding cache: {cache.path} (empty)"
+    rows = [
+        [g.encoder, g.revision, g.kind, g.dim, f"{g.entries:,}", f"{g.vector_bytes / 1e6:.1f}"]
+        for g in groups
+    ]
+    headers = ["encoder", "revision", "kind", "dim", "entries", "vectors MB"]
+    return f"embedding cache: {cache.path} ({cache.size_bytes() / 1e6:.1f} MB on disk)\n" + (
+        tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    )
+
+
+def command_perf(args: argparse.Namespace) -> int:
+    """Every measurement, a table of ratios, and the record; exit 1 if a target is missed."""
+    import tempfile
+
+    import torch
+
+    from benchmark import perf
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads or threads)
+    device = resolve_device(args.device)
+    try:
+        rows = [perf.measure_encoding(device, args.sentences, args.batch_size)]
+        rows += perf.measure_episodes(device, args.episodes)
+        rows.append(perf.measure_maml())
+        if not args.skip_suite:
+            with tempfile.TemporaryDirectory(prefix="fewshot-perf-") as scratch:
+                rows += perf.measure_suite(device, Path(scratch), args.data_dir)
+        used = torch.get_num_threads()
+    finally:
+        torch.set_num_threads(threads)
+    table = [
+        [m.name, m.ours, m.compared_with, f"{m.ours_s:.3f}", f"{m.theirs_s:.3f}",
+         f"{m.ratio:.2f}x", m.target, "yes" if m.met else "NO", m.correctness]
+        for m in rows
+    ]  # fmt: skip
+    headers = ["measurement", "ours", "compared with", "ours s", "theirs s", "ratio", "target",
+               "met", "correctness"]  # fmt: skip
+    print(tabulate(table, headers=headers, tablefmt="github", disable_numparse=True))
+    record = perf.perf_record(rows, device, used)
+    print(f"\nrecord: {perf.write_record(record, Path(args.out))}")
+    return 0 if all(m.met and m.correct for m in rows) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of `fewshot-bench`; user errors print one line and exit 2."""
     args = build_parser().parse_args(argv)
@@ -438,6 +544,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "describe":
             print(command_describe(args))
             return 0
+        if args.command == "cache":
+            print(command_cache(args))
+            return 0
+        if args.command == "perf":
+            return command_perf(args)
         return command_results(args)
     except BenchmarkError as error:
         print(f"fewshot-bench: error: {error}", file=sys.stderr)

@@ -11,14 +11,18 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from benchmark.embedding_cache import TEXT, TOKENS, EmbeddingCache, text_key, tokens_key
 from benchmark.errors import BenchmarkError, UnknownNameError
 from benchmark.registry import ENCODERS
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 
 class Encoder(Protocol):
@@ -82,18 +86,37 @@ class TransformerEncoder:
         revision: str | None = None,
         max_length: int = 256,
     ) -> None:
-        from transformers import AutoModel, AutoTokenizer
-
         self.options = options
         self.device = resolve_device(options.device)
         self.max_length = max_length
-        self.tokenizer = AutoTokenizer.from_pretrained(str(model))
-        self.model = AutoModel.from_pretrained(str(model)).to(self.device).eval()
+        self.source = str(model)
         self.pooling, self.normalize = _sentence_transformers_head(Path(model))
         self.name = name or str(model)
         self.revision = revision or _revision_of(Path(model))
-        self.dim = int(self.model.config.hidden_size)
-        self.token_layer = int(self.model.config.num_hidden_layers) // 2
+        self.cache_revision = _cache_revision(self.revision, Path(model))
+        hidden_size, layers = _model_shape(self.source)
+        self.dim = hidden_size
+        self.token_layer = layers // 2
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._model: PreTrainedModel | None = None
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The tokenizer, loaded on first use."""
+        if self._tokenizer is None:
+            from transformers import AutoTokenizer
+
+            self._tokenizer = AutoTokenizer.from_pretrained(self.source)
+        return self._tokenizer
+
+    @property
+    def model(self) -> PreTrainedModel:
+        """The model, loaded on first use: a run whose texts are all cached never loads it."""
+        if self._model is None:
+            from transformers import AutoModel
+
+            self._model = AutoModel.from_pretrained(self.source).to(self.device).eval()
+        return self._model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of `texts`, in the order given."""
@@ -203,6 +226,19 @@ def _mean_per_word(
     target[:n_words] = (sums / counts).numpy()
 
 
+def _model_shape(source: str) -> tuple[int, int]:
+    """Hidden size and layer count from the model's config.json, without loading its weights."""
+    config_file = Path(source) / "config.json"
+    if config_file.is_file():
+        config = json.loads(config_file.read_text())
+        if "hidden_size" in config and "num_hidden_layers" in config:
+            return int(config["hidden_size"]), int(config["num_hidden_layers"])
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(source)
+    return int(config.hidden_size), int(config.num_hidden_layers)
+
+
 def _sentence_transformers_head(model_dir: Path) -> tuple[str, bool]:
     """Pooling and normalisation of a sentence-transformers folder; else mean, unnormalised."""
     modules_file = model_dir / "modules.json"
@@ -232,6 +268,18 @@ def _revision_of(model_dir: Path) -> str:
     return "unknown"
 
 
+def _cache_revision(revision: str, model_dir: Path) -> str:
+    """What the embedding cache keys on: the revision, plus for a local folder (whose files may be
+    rewritten with the same names and sizes) a hash of its files' modification times."""
+    if not revision.startswith("local-"):
+        return revision
+    h = hashlib.sha256()
+    for path in sorted(model_dir.rglob("*")):
+        if path.is_file():
+            h.update(f"{path.relative_to(model_dir)}:{path.stat().st_mtime_ns}\n".encode())
+    return f"{revision}-{h.hexdigest()[:12]}"
+
+
 class HashingBagOfWords:
     """A lexical encoder: hashed, signed, log-scaled unigram and bigram counts, L2-normalised.
 
@@ -240,6 +288,7 @@ class HashingBagOfWords:
 
     name = "hashing-bow"
     revision = "1"
+    persistent = False  # recomputing beats reading 4096-d vectors back from disk
 
     def __init__(self, dim: int = 4096) -> None:
         self.dim = dim
@@ -287,34 +336,70 @@ def _log_normalise(counts: np.ndarray) -> np.ndarray:
 
 
 class CachedEncoder:
-    """Wraps an encoder; each unique text is encoded once, misses in one length-sorted batch."""
+    """Wraps an encoder: memory, then the on-disk `store` (if any), then the encoder itself.
 
-    def __init__(self, inner: Encoder) -> None:
+    Each unique text (or sentence) reaches the encoder once per run, and with a store once per
+    machine; misses go to the encoder in one call (which sorts them by length) and are then
+    written to the store. Encoders with `persistent = False` are never stored on disk.
+    `hits` counts texts read from the store, `misses` texts the encoder had to encode. The store
+    keys on the encoder's `cache_revision` if it has one, else its `revision`.
+    """
+
+    def __init__(self, inner: Encoder, store: EmbeddingCache | None = None) -> None:
         self.inner = inner
         self.name = inner.name
         self.revision = inner.revision
         self.dim = inner.dim
+        self.cache_revision: str = getattr(inner, "cache_revision", inner.revision)
+        self.store = store if getattr(inner, "persistent", True) else None
+        self.hits = 0
+        self.misses = 0
         self._rows: dict[str, int] = {}
         self._matrix = np.zeros((0, inner.dim), dtype=np.float32)
         self._tokens: dict[tuple[str, ...], np.ndarray] = {}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Embeddings of `texts`; only texts never seen before reach the inner encoder."""
+        """Embeddings of `texts`; only texts never seen before reach the store or encoder."""
         missing = list(dict.fromkeys(t for t in texts if t not in self._rows))
         if missing:
-            vectors = np.asarray(self.inner.encode(missing), dtype=np.float32)
+            keys = [text_key(t) for t in missing] if self.store is not None else []
+            vectors = self._lookup(TEXT, missing, keys, lambda m: list(self.inner.encode(m)))
             base = len(self._rows)
             self._rows.update((t, base + i) for i, t in enumerate(missing))
-            self._matrix = np.concatenate([self._matrix, vectors])
+            self._matrix = np.concatenate([self._matrix, np.stack(vectors).astype(np.float32)])
         return self._matrix[[self._rows[t] for t in texts]]
 
     def encode_tokens(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
-        """Word vectors of `sentences`; only sentences never seen before reach the inner encoder."""
+        """Word vectors of `sentences`; only sentences never seen before reach the store or
+        encoder."""
         keys = [tuple(s) for s in sentences]
         missing = list(dict.fromkeys(k for k in keys if k not in self._tokens))
         if missing:
-            self._tokens.update(zip(missing, self.inner.encode_tokens(missing), strict=True))
+            hashes = [tokens_key(k) for k in missing] if self.store is not None else []
+            vectors = self._lookup(TOKENS, missing, hashes, self.inner.encode_tokens)
+            self._tokens.update(zip(missing, vectors, strict=True))
         return [self._tokens[k] for k in keys]
+
+    def _lookup(
+        self,
+        kind: str,
+        items: list,
+        keys: list[bytes],
+        encode: Callable[[list], list[np.ndarray]],
+    ) -> list[np.ndarray]:
+        """Vectors of `items` (unique): stored ones from disk, the rest encoded in one call and
+        stored; `keys` are the items' hashes (empty without a store)."""
+        stored = {}
+        if self.store is not None:
+            stored = self.store.get(self.name, self.cache_revision, kind, keys, self.dim)
+        todo = [i for i in range(len(items)) if not stored or keys[i] not in stored]
+        self.hits += len(items) - len(todo)
+        self.misses += len(todo)
+        encoded = dict(zip(todo, encode([items[i] for i in todo]), strict=True)) if todo else {}
+        if self.store is not None and todo:
+            batch = [(keys[i], encoded[i]) for i in todo]
+            self.store.put(self.name, self.cache_revision, kind, batch)
+        return [encoded[i] if i in encoded else stored[keys[i]] for i in range(len(items))]
 
 
 def _packaged_minilm(options: EncoderOptions) -> Encoder:

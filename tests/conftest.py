@@ -1,14 +1,26 @@
-"""Shared fixtures: the shared data directory, required in CI."""
+"""Shared fixtures: the shared data directory (required in CI) and an isolated embedding cache."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from benchmark.embedding_cache import CACHE_ENV
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("FEWSHOT_BENCH_DATA") or REPO.parent / "shared" / "data")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def isolated_embedding_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One embedding cache for the whole session, never ~/.cache: later tests reuse encodings."""
+    folder = tmp_path_factory.mktemp("embedding-cache")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(CACHE_ENV, str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")
