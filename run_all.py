@@ -11,37 +11,11 @@ At the end, `fewshot-bench results` prints every record of the output folder.
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Sequence
 
-from benchmark.cli import main
+from benchmark.suite import COMMON, DEFAULT_SUITE, run_default_suite
 
-CLASSIFIERS = "protonet,protonet-cosine,nearest-neighbour,logistic-regression,majority,random"
-TAGGERS = "ner-protonet,nnshot"
-COMMON = ("--k-shot", "1,5", "--episodes", "200", "--seeds", "5", "--out", "runs/default")
-DEFAULT_SUITE: tuple[tuple[str, ...], ...] = (
-    ("--task", "clinc150", "--method", CLASSIFIERS, "--n-way", "5", "--n-query", "15"),
-    ("--task", "huffpost", "--method", CLASSIFIERS, "--n-way", "5", "--n-query", "15"),
-    ("--task", "sst2", "--method", CLASSIFIERS, "--n-way", "2", "--n-query", "15"),
-    ("--task", "fewrel-wiki", "--method", CLASSIFIERS, "--n-way", "5", "--n-query", "15"),
-    ("--task", "crossner-music", "--method", TAGGERS, "--n-way", "5", "--n-query", "5"),
-    ("--task", "clinc150-domain-shift", "--method", CLASSIFIERS, "--n-way", "5", "--n-query", "15"),
-    ("--task", "arsc", "--method", CLASSIFIERS),
-)  # fmt: skip
-
-
-def run_default_suite(argv: Sequence[str]) -> int:
-    """Run every line of the suite (a failing line does not stop the others), then the table."""
-    codes = [
-        main(["run", *line, *COMMON, "--skip-unavailable", "--quiet", *argv])
-        for line in DEFAULT_SUITE
-    ]
-    out = argparse.ArgumentParser(add_help=False)
-    out.add_argument("--out", default=COMMON[-1])
-    codes.append(main(["results", out.parse_known_args(argv)[0].out]))
-    return max(codes)
-
+__all__ = ["COMMON", "DEFAULT_SUITE", "run_default_suite"]
 
 if __name__ == "__main__":
     sys.exit(run_default_suite(sys.argv[1:]))
