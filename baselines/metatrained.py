@@ -66,6 +66,26 @@ class EpisodeLearner(nn.Module):
         self.load_state_dict(state, strict=False)
 
 
+class EpisodicLearner(EpisodeLearner):
+    """An `EpisodeLearner` whose outer update is Adam on the mean of `episode_loss` over a batch."""
+
+    def episode_loss(self, episode: Episode) -> torch.Tensor:
+        raise NotImplementedError
+
+    def train_step(self, episodes: Sequence[Episode], rng: random.Random) -> float:
+        self.train()
+        self.optimizer.zero_grad()
+        loss = torch.stack([self.episode_loss(e) for e in episodes]).mean()
+        loss.backward()
+        self.optimizer.step()
+        return float(loss.detach())
+
+    def query_targets(self, names: list[str], episode: Episode) -> torch.Tensor:
+        """Each query's index into the sorted label `names`, on the context's device."""
+        position = {name: i for i, name in enumerate(names)}
+        return torch.tensor([position[e.label] for e in episode.query], device=self.context.device)
+
+
 @dataclass(frozen=True)
 class MetaPrototypicalConfig(FeatureConfig, MetaTrainConfig):
     """Prototypical network meta-trained on training-class episodes (cross-entropy over negative
@@ -74,7 +94,7 @@ class MetaPrototypicalConfig(FeatureConfig, MetaTrainConfig):
     distance: Distance = "euclidean"
 
 
-class MetaPrototypicalNetwork(EpisodeLearner):
+class MetaPrototypicalNetwork(EpisodicLearner):
     """Prototypes are support means of trainable features; queries take the nearest one."""
 
     def __init__(self, config: MetaPrototypicalConfig, context: MethodContext) -> None:
@@ -98,18 +118,8 @@ class MetaPrototypicalNetwork(EpisodeLearner):
 
     def episode_loss(self, episode: Episode) -> torch.Tensor:
         names, prototypes = self.prototypes(episode.support)
-        position = {name: i for i, name in enumerate(names)}
-        target = torch.tensor([position[e.label] for e in episode.query], device=prototypes.device)
         logits = self.logits(prototypes, [e.text for e in episode.query])
-        return nn.functional.cross_entropy(logits, target)
-
-    def train_step(self, episodes: Sequence[Episode], rng: random.Random) -> float:
-        self.train()
-        self.optimizer.zero_grad()
-        loss = torch.stack([self.episode_loss(e) for e in episodes]).mean()
-        loss.backward()
-        self.optimizer.step()
-        return float(loss.detach())
+        return nn.functional.cross_entropy(logits, self.query_targets(names, episode))
 
     def fit(self, support: Sequence[Example], rng: random.Random) -> PrototypePredictor:
         self.eval()

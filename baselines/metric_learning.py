@@ -13,33 +13,12 @@ import torch
 from torch import nn
 
 from baselines.frozen import similarity
-from baselines.metatrained import EpisodeLearner, FeatureConfig, seeded_init
+from baselines.metatrained import EpisodicLearner, FeatureConfig, seeded_init
 from benchmark.configs import ConfigError
 from benchmark.methods import MethodContext, MethodEntry, label_index
 from benchmark.registry import METHODS
 from benchmark.training import MetaTrainConfig
 from benchmark.types import Episode, Example
-
-
-class EpisodicLearner(EpisodeLearner):
-    """An `EpisodeLearner` whose outer update is Adam on the mean of `episode_loss` over a batch."""
-
-    def episode_loss(self, episode: Episode) -> torch.Tensor:
-        raise NotImplementedError
-
-    def train_step(self, episodes: Sequence[Episode], rng: random.Random) -> float:
-        self.train()
-        self.optimizer.zero_grad()
-        loss = torch.stack([self.episode_loss(e) for e in episodes]).mean()
-        loss.backward()
-        self.optimizer.step()
-        return float(loss.detach())
-
-    def query_targets(self, names: list[str], episode: Episode) -> torch.Tensor:
-        """Each query's index into the sorted label `names`, on the context's device."""
-        position = {name: i for i, name in enumerate(names)}
-        return torch.tensor([position[e.label] for e in episode.query], device=self.context.device)
-
 
 # Matching networks ---------------------------------------------------------------------------
 
