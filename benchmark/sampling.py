@@ -8,6 +8,7 @@ versions, so fingerprints stay put when Python is upgraded.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import random
@@ -65,8 +66,14 @@ def fingerprint(classes: Sequence[str], support: Sequence[Item], query: Sequence
     h.update((json.dumps(["classes", list(classes)]) + "\n").encode())
     for part, items in (("support", support), ("query", query)):
         for item in items:
-            h.update((json.dumps(_item_fields(part, item)) + "\n").encode())
+            h.update(_item_line(part, item))
     return h.hexdigest()
+
+
+@functools.lru_cache(maxsize=1 << 18)
+def _item_line(part: str, item: Item) -> bytes:
+    """An item's fingerprint line; items recur across episodes, so lines are memoised."""
+    return (json.dumps(_item_fields(part, item)) + "\n").encode()
 
 
 def make_episode(
