@@ -182,7 +182,7 @@ def measure_suite(device: str, scratch: Path, data_dir: str | None) -> list[Meas
     import io
 
     from benchmark.cli import build_parser, sweep_from_args
-    from benchmark.runner import method_context, plan, pre_encode
+    from benchmark.runner import EpisodeSets, method_context, plan, pre_encode
     from benchmark.suite import COMMON, DEFAULT_SUITE, run_default_suite
 
     extra = ["--device", device, "--no-progress", *(["--data-dir", data_dir] if data_dir else [])]
@@ -205,7 +205,7 @@ def measure_suite(device: str, scratch: Path, data_dir: str | None) -> list[Meas
         line_cells = plan(sweep, options)
         cells.extend(line_cells)
         context = context or method_context(sweep, options, line_cells)
-    encoding, encode_s = timed(lambda: pre_encode(context, cells), device)
+    encoding, encode_s = timed(lambda: pre_encode(context, cells, EpisodeSets()), device)
     cold, warm = _suite_records(scratch / "cold"), _suite_records(scratch / "warm")
     same = cold == warm and bool(cold)
     return [

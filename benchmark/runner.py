@@ -96,6 +96,20 @@ class Cell:
     identity: Record
 
 
+class EpisodeSets:
+    """Each cell's evaluation episodes, sampled once per sweep: cells of one source, spec and
+    seeds (every method of a task) share one list."""
+
+    def __init__(self) -> None:
+        self._sets: dict[tuple[object, ...], list[Episode]] = {}
+
+    def of(self, cell: Cell) -> list[Episode]:
+        key = (id(cell.source), cell.spec, cell.seeds, cell.episodes_per_seed)
+        if key not in self._sets:
+            self._sets[key] = cell.source.episodes(cell.spec, cell.seeds, cell.episodes_per_seed)
+        return self._sets[key]
+
+
 @dataclass
 class SweepResult:
     """Records of the sweep's cells (reused ones included) and what happened to each."""
@@ -274,7 +288,8 @@ def run_sweep(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = (
     if not todo:
         return result
     context = method_context(sweep, options, todo)
-    encoding = pre_encode(context, todo)
+    episode_sets = EpisodeSets()
+    encoding = pre_encode(context, todo, episode_sets)
     run_context = {
         "versions": package_versions(),
         "git_commit": git_commit(),
@@ -285,7 +300,7 @@ def run_sweep(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = (
         for cell in todo:
             bar.set_description(f"{cell.task.card.name} {cell.method} {cell.spec.label}")
             hits, misses = _cache_counts(context)
-            record = _run_or_fail(cell, context, options, bar.update)
+            record = _run_or_fail(cell, context, options, bar.update, episode_sets.of(cell))
             record.update(run_context)
             if record["status"] == "ok" and record["encoder_revision"] is not None:
                 after = _cache_counts(context)
@@ -314,7 +329,9 @@ def method_context(sweep: Sweep, options: RunOptions, cells: Sequence[Cell]) -> 
     return MethodContext(encoder=encoder, device=device)
 
 
-def pre_encode(context: MethodContext, cells: Sequence[Cell]) -> dict[str, float]:
+def pre_encode(
+    context: MethodContext, cells: Sequence[Cell], episode_sets: EpisodeSets
+) -> dict[str, float]:
     """Encode the union of the texts (tagging: sentences) of all cells' episodes at once, so that
     the cache and the encoder see one large length-sorted batch instead of one per cell.
 
@@ -325,14 +342,14 @@ def pre_encode(context: MethodContext, cells: Sequence[Cell]) -> dict[str, float
     if encoder is None:
         return {}
     wanted: dict[str, set[str | tuple[str, ...]]] = {}
-    sampled: set[tuple[object, ...]] = set()
+    sampled: set[int] = set()
     for cell in cells:
-        group = (id(cell.source), cell.spec, cell.seeds, cell.episodes_per_seed)
-        if not cell.entry.needs_encoder or group in sampled:
+        episodes = episode_sets.of(cell)
+        if not cell.entry.needs_encoder or id(episodes) in sampled:
             continue
-        sampled.add(group)
+        sampled.add(id(episodes))
         items = wanted.setdefault(cell.task.kind, set())
-        for episode in cell.source.episodes(cell.spec, cell.seeds, cell.episodes_per_seed):
+        for episode in episodes:
             for item in (*episode.support, *episode.query):
                 items.add(item.tokens if cell.task.kind == "tagging" else item.text)
     hits, misses = _cache_counts(context)
@@ -388,7 +405,11 @@ def train_sweep(sweep: Sweep, options: RunOptions) -> list[Record]:
 
 
 def _run_or_fail(
-    cell: Cell, context: MethodContext, options: RunOptions, tick: Callable[[int], None]
+    cell: Cell,
+    context: MethodContext,
+    options: RunOptions,
+    tick: Callable[[int], None],
+    episodes: Sequence[Episode],
 ) -> Record:
     uses_encoder = context.encoder is not None and cell.entry.needs_encoder
     record: Record = {
@@ -404,7 +425,7 @@ def _run_or_fail(
         method = cell.entry.build(cell.entry.config, context)
         if cell.entry.trainable:
             record["training"] = prepare_trained(method, cell, context, options)
-        record.update(run_cell(cell, method, context, tick))
+        record.update(run_cell(cell, method, context, tick, episodes=episodes))
         record.update(status="ok", error=None)
     except Exception:
         record.update(status="failed", error=traceback.format_exc())
@@ -417,13 +438,16 @@ def run_cell(
     context: MethodContext,
     tick: Callable[[int], None],
     episode_batch: int = EPISODE_BATCH,
+    episodes: Sequence[Episode] | None = None,
 ) -> Record:
     """Scores, summary and throughput of one cell; raises if the method fails.
 
     A classification method with `score_batch` scores `episode_batch` episodes at a time (the
     same scores as one by one); `episode_batch=0` scores every episode with `fit`/`predict`.
+    `episodes` are the cell's episodes when the sweep has sampled them already.
     """
-    episodes = cell.source.episodes(cell.spec, cell.seeds, cell.episodes_per_seed)
+    if episodes is None:
+        episodes = cell.source.episodes(cell.spec, cell.seeds, cell.episodes_per_seed)
     reset_peak_memory(context.device)
     start = time.perf_counter()
     if cell.entry.needs_encoder and context.encoder is not None:
