@@ -29,3 +29,38 @@ def mean_ci(scores: Sequence[float], confidence: float = 0.95) -> Summary:
     variance = math.fsum((x - mean) ** 2 for x in scores) / (n - 1)
     t = float(stats.t.ppf((1 + confidence) / 2, df=n - 1))
     return Summary(mean=mean, ci95=t * math.sqrt(variance / n), n=n)
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """Paired comparison of two methods on the same `n` episodes: mean(a - b), its 95% CI
+    half-width, the two-sided p-value and the test that gave it."""
+
+    mean_difference: float
+    ci95: float | None
+    p_value: float
+    n: int
+    test: str
+
+
+def paired_test(a: Sequence[float], b: Sequence[float], test: str = "t") -> PairedTest:
+    """Compare per-episode scores `a` and `b` of the same episodes, in the same order.
+
+    `test="t"` is the paired Student t-test, `"wilcoxon"` the Wilcoxon signed-rank test. Equal
+    scores on every episode give p = 1 (no evidence of a difference).
+    """
+    if len(a) != len(b):
+        raise ValueError(f"paired scores need equal lengths, got {len(a)} and {len(b)}")
+    if test not in ("t", "wilcoxon"):
+        raise ValueError(f"unknown paired test {test!r}; use 't' or 'wilcoxon'")
+    differences = [x - y for x, y in zip(a, b, strict=True)]
+    summary = mean_ci(differences)
+    if all(d == 0 for d in differences) or len(differences) < 2:
+        p_value = 1.0
+    elif test == "t":
+        p_value = float(stats.ttest_rel(a, b).pvalue)
+        if math.isnan(p_value):  # constant non-zero difference: certain
+            p_value = 0.0
+    else:
+        p_value = float(stats.wilcoxon(a, b).pvalue)
+    return PairedTest(summary.mean, summary.ci95, p_value, summary.n, test)

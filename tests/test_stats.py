@@ -8,7 +8,7 @@ import random
 import pytest
 from scipy import stats
 
-from benchmark.stats import mean_ci
+from benchmark.stats import mean_ci, paired_test
 
 
 @pytest.mark.parametrize("n", [2, 5, 30, 1000])
@@ -41,3 +41,22 @@ def test_other_confidence():
     low, high = stats.t.interval(0.9, 3, loc=sum(scores) / 4, scale=stats.sem(scores))
     assert mean_ci(scores, confidence=0.9).ci95 == pytest.approx((high - low) / 2)
     assert not math.isnan(mean_ci(scores).ci95)
+
+
+def test_paired_test_matches_scipy():
+    rng = random.Random(7)
+    a = [rng.random() for _ in range(40)]
+    b = [x - 0.05 + 0.1 * rng.random() for x in a]
+    result = paired_test(a, b)
+    assert result.p_value == pytest.approx(stats.ttest_rel(a, b).pvalue, rel=1e-12)
+    assert result.mean_difference == pytest.approx(sum(a) / 40 - sum(b) / 40, abs=1e-12)
+    assert result.n == 40
+    wilcoxon = paired_test(a, b, test="wilcoxon")
+    assert wilcoxon.p_value == pytest.approx(stats.wilcoxon(a, b).pvalue, rel=1e-12)
+
+
+def test_paired_test_edge_cases():
+    assert paired_test([0.5, 0.7], [0.5, 0.7]).p_value == 1.0
+    assert paired_test([1.0, 1.0, 1.0], [0.0, 0.0, 0.0]).p_value == 0.0
+    with pytest.raises(ValueError, match="equal lengths"):
+        paired_test([0.1], [0.1, 0.2])
