@@ -13,9 +13,11 @@ from benchmark.methods import MethodContext, MethodEntry, label_index
 from benchmark.registry import METHODS
 from benchmark.types import Episode, Example
 
-NEWTON_MAX_PARAMETERS = 256  # n_way * (k_shot*n_way + 1) above this: fitted one by one
-NEWTON_MAX_STEPS = 50
-HESSIAN_BYTES = 64 * 2**20  # problems per Newton batch: this over one float64 Hessian's bytes
+MAX_BATCHED_SUPPORT = 128  # episodes with larger support sets are fitted one by one
+MAX_BOUND_STEPS = 500
+FIT_TOLERANCE = 1e-5  # largest gradient entry at which the batched fit stops
+SPAN_TOLERANCE = 1e-9  # Gram eigenvalues below this times the largest are null directions
+GRAM_BYTES = 64 * 2**20  # problems per batch: this over one float64 Gram matrix's bytes
 
 
 @dataclass(frozen=True)
@@ -90,17 +92,17 @@ class LogisticRegression:
 
     def score_batch(self, episodes: Sequence[Episode]) -> list[float]:
         """Accuracy of each episode, fitted together by `fit_logistic_regression_batched` (up to
-        `NEWTON_MAX_PARAMETERS` per problem; larger episodes go through `fit` one by one)."""
+        `MAX_BATCHED_SUPPORT` support examples; larger episodes go through `fit` one by one)."""
         c = self.config.c
 
         def predict(x: torch.Tensor, batch: EpisodeIndex) -> torch.Tensor:
             weight, bias = fit_logistic_regression_batched(
                 x[batch.support], batch.support_labels, batch.n_way, c
             )
-            return (x[batch.query].double() @ weight.mT + bias.unsqueeze(1)).argmax(-1)
+            return (x[batch.query] @ weight.mT + bias.unsqueeze(1)).argmax(-1)
 
         def batchable(shape: EpisodeShape) -> bool:
-            return shape.n_way * (shape.support + 1) <= NEWTON_MAX_PARAMETERS
+            return shape.support <= MAX_BATCHED_SUPPORT
 
         return score_batched(episodes, self.context.embed, predict, self, batchable)
 
@@ -108,71 +110,55 @@ class LogisticRegression:
 def fit_logistic_regression_batched(
     x: torch.Tensor, y: torch.Tensor, n_classes: int, c: float
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Float64 weights (b, n_classes, dim) and biases (b, n_classes) of `b` independent problems
+    """Weights (b, n_classes, dim) and biases (b, n_classes) of `b` independent problems
     `(x[i], y[i])`, each minimising the objective of `fit_logistic_regression`.
 
-    The optimal weights lie in the span of the support rows (W = A X), so Newton's method runs on
-    A (n_classes, s) and the bias: a small Hessian per problem, built and solved as one batch, a
-    backtracking line search and a convergence test per problem. The unpenalised bias is only
-    defined up to a constant shared by all classes (predictions ignore it); its sum is pinned at 0.
+    The optimal weights lie in the span of the support rows, so each problem is solved in
+    orthonormal coordinates of that span (from the eigenvectors of the support Gram matrix),
+    where the penalty is isotropic. The solver is Böhning's bound optimisation: the log-loss
+    Hessian is bounded by `(I - 11^T/n)/2 (x) F^T F`, and on the class-centred parameters (where
+    the iterates stay) that bound is the same small matrix for every class, so it is factorised
+    once per problem (inverted) and every step is a gradient and a small matmul. Each step lowers
+    the objective; the error shrinks geometrically, and all problems stop when every gradient entry
+    is below `FIT_TOLERANCE`. The unpenalised bias is only defined up to a constant shared by
+    all classes (predictions ignore it); it is returned centred.
     """
     b, s = y.shape
-    n, a = n_classes, s + 1
-    step = max(1, HESSIAN_BYTES // (8 * (n * a) ** 2))
+    step = max(1, GRAM_BYTES // (8 * s * s))
     if b > step:
         parts = [
-            fit_logistic_regression_batched(x[i : i + step], y[i : i + step], n, c)
+            fit_logistic_regression_batched(x[i : i + step], y[i : i + step], n_classes, c)
             for i in range(0, b, step)
         ]
         return torch.cat([w for w, _ in parts]), torch.cat([v for _, v in parts])
-    x64 = x.double()
-    kernel = x64 @ x64.mT  # (b, s, s)
-    features = torch.cat([kernel, kernel.new_ones(b, s, 1)], -1)  # logits = features @ theta^T
-    target = torch.nn.functional.one_hot(y, n).double()  # (b, s, n)
-
-    def objective(theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits = features @ theta.mT
-        loss = (torch.logsumexp(logits, -1) - (logits * target).sum(-1)).sum(-1)
-        span = theta[..., :s]
-        penalty = ((span @ kernel) * span).sum((-2, -1)) / (2 * c)
-        return loss + penalty + theta[..., s].sum(-1) ** 2 / 2, logits
-
-    theta = kernel.new_zeros(b, n, a)
-    value, logits = objective(theta)
-    active = torch.ones(b, dtype=torch.bool, device=x.device)
-    eye = torch.eye(n * a, dtype=torch.float64, device=x.device)
-    for _ in range(NEWTON_MAX_STEPS):
-        probs = torch.softmax(logits, -1)
-        grad = (probs - target).mT @ features  # (b, n, a)
-        grad[..., :s] += theta[..., :s] @ kernel / c
-        grad[..., s] += theta[..., s].sum(-1, keepdim=True)
-        weighted = probs.unsqueeze(-1) * features.unsqueeze(-2)  # (b, s, n, a)
-        flat = weighted.reshape(b, s, n * a)
-        hessian = -(flat.mT @ flat)
-        blocks = hessian.view(b, n, a, n, a).diagonal(dim1=1, dim2=3)  # (b, a, a, n) view
-        blocks += torch.einsum("bsja,bsc->bacj", weighted, features)
-        blocks[:, :s, :s] += kernel.unsqueeze(-1) / c
-        hessian.view(b, n, a, n, a)[:, :, s, :, s] += 1
-        scale = hessian.diagonal(dim1=-2, dim2=-1).amax(-1).clamp_min(1.0)
-        hessian += 1e-10 * scale[:, None, None] * eye  # null directions of a singular kernel
-        direction = -torch.linalg.solve(hessian, grad.reshape(b, n * a)).reshape(b, n, a)
-        decrease = (grad * direction).sum((-2, -1))  # <= 0; -decrease / 2 estimates the gap
-        active &= -decrease > 1e-12 * value.abs().clamp_min(1.0)
-        if not active.any():
+    values, vectors = torch.linalg.eigh((x @ x.mT).double())  # Gram = U diag(values) U^T
+    kept = values > SPAN_TOLERANCE * values[:, -1:].clamp_min(1e-300)
+    root = values.clamp_min(0).sqrt() * kept
+    coordinates = vectors * root.unsqueeze(1)  # (b, s, s): rows z_i with z_i . z_j = x_i . x_j
+    features = torch.cat([coordinates, coordinates.new_ones(b, s, 1)], -1)  # (b, s, s + 1)
+    penalty = features.new_full((s + 1,), 1 / c)
+    penalty[s] = 0.0  # the bias is not penalised
+    bound = features.mT @ features / 2 + torch.diag(penalty)
+    bound += (
+        1e-10
+        * bound.diagonal(dim1=-2, dim2=-1).amax(-1)[:, None, None]
+        * torch.eye(s + 1, dtype=bound.dtype, device=bound.device)
+    )  # null directions of a singular Gram matrix
+    inverse = torch.cholesky_inverse(torch.linalg.cholesky(bound)).to(x.dtype)
+    features, penalty = features.to(x.dtype), penalty.to(x.dtype)
+    target = torch.nn.functional.one_hot(y, n_classes).to(x.dtype).mT  # (b, n, s)
+    theta = features.new_zeros(b, n_classes, s + 1)
+    for iteration in range(1, MAX_BOUND_STEPS + 1):
+        probs = torch.softmax(theta @ features.mT, -2)  # (b, n, s): softmax over few classes
+        gradient = (probs - target) @ features + theta * penalty
+        if iteration % 5 == 0 and gradient.abs().amax() < FIT_TOLERANCE:
             break
-        t = torch.ones_like(value)
-        for _ in range(40):
-            candidate = theta + t[:, None, None] * direction
-            new_value, new_logits = objective(candidate)
-            accepted = new_value <= value + 1e-4 * t * decrease
-            if bool((accepted | ~active).all()):
-                break
-            t = torch.where(accepted, t, t / 2)
-        move = active & accepted
-        theta = torch.where(move[:, None, None], candidate, theta)
-        value = torch.where(move, new_value, value)
-        logits = torch.where(move[:, None, None], new_logits, logits)
-    return theta[..., :s] @ x64, theta[..., s]
+        theta = theta - gradient @ inverse  # the bound is symmetric
+    inverse_root = torch.where(kept, 1 / root.clamp_min(1e-300), 0.0).to(x.dtype)
+    span = vectors.to(x.dtype) * inverse_root.unsqueeze(1)  # (b, s, s): x -> coordinates
+    weight = theta[..., :s] @ span.mT @ x
+    bias = theta[..., s]
+    return weight, bias - bias.mean(-1, keepdim=True)
 
 
 METHODS.add(

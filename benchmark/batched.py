@@ -70,20 +70,36 @@ def episode_shape(episode: Episode) -> EpisodeShape:
 def index_episodes(
     episodes: Sequence[Episode], rows: Mapping[str, int], device: str | torch.device = "cpu"
 ) -> EpisodeIndex:
-    """Index tensors of same-shape classification episodes; `rows` maps texts to matrix rows."""
-    support, support_labels, query, query_labels = [], [], [], []
-    for episode in episodes:
-        names = sorted({e.label for e in episode.support})  # type: ignore[union-attr]
-        position = {name: i for i, name in enumerate(names)}
-        support.append([rows[e.text] for e in episode.support])  # type: ignore[union-attr]
-        support_labels.append([position[e.label] for e in episode.support])  # type: ignore[union-attr]
-        query.append([rows[e.text] for e in episode.query])  # type: ignore[union-attr]
-        query_labels.append([position.get(e.label, -1) for e in episode.query])  # type: ignore[union-attr]
+    """Index tensors of same-shape classification episodes; `rows` maps texts to matrix rows.
+
+    Labels get one id per name in sorted order across the batch; an episode's label index is
+    the rank of a label id among the ids its support set holds (sorted names, as `label_index`).
+    """
+    b = len(episodes)
+    support = [item for e in episodes for item in e.support]
+    query = [item for e in episodes for item in e.query]
+    names = sorted({item.label for item in support})  # type: ignore[union-attr]
+    ids = {name: i for i, name in enumerate(names)}
+    absent = len(names)  # the id of query labels no support set holds
+
+    def tensor(values: list[int]) -> torch.Tensor:
+        return torch.tensor(values, dtype=torch.long, device=device).reshape(b, -1)
+
+    support_rows = tensor([rows[item.text] for item in support])  # type: ignore[union-attr]
+    query_rows = tensor([rows[item.text] for item in query])  # type: ignore[union-attr]
+    support_ids = tensor([ids[item.label] for item in support])  # type: ignore[union-attr]
+    query_ids = tensor([ids.get(item.label, absent) for item in query])  # type: ignore[union-attr]
+    present = torch.zeros(b, absent + 1, dtype=torch.bool, device=device)
+    present.scatter_(1, support_ids, True)
+    rank = present.cumsum(1) - 1
+    query_labels = torch.where(present.gather(1, query_ids), rank.gather(1, query_ids), -1)
     return EpisodeIndex(
-        *(torch.tensor(t, dtype=torch.long, device=device).reshape(len(episodes), -1)
-          for t in (support, support_labels, query, query_labels)),
-        n_way=len(position),
-    )  # fmt: skip
+        support_rows,
+        rank.gather(1, support_ids),
+        query_rows,
+        query_labels,
+        n_way=int(present[0].sum()),
+    )
 
 
 def score_batched(
@@ -114,11 +130,12 @@ def score_batched(
         for start in range(0, len(members), step):
             part = members[start : start + step]
             chosen = [episodes[i] for i in part]
-            texts = list(
-                dict.fromkeys(item.text for e in chosen for item in (*e.support, *e.query))  # type: ignore[union-attr]
-            )
-            embeddings = embed(texts)
-            batch = index_episodes(chosen, {t: r for r, t in enumerate(texts)}, embeddings.device)
+            rows = dict.fromkeys(item.text for e in chosen for item in e.support)  # type: ignore[union-attr]
+            rows.update(dict.fromkeys(item.text for e in chosen for item in e.query))  # type: ignore[union-attr]
+            for row, text in enumerate(rows):
+                rows[text] = row
+            embeddings = embed(list(rows))
+            batch = index_episodes(chosen, rows, embeddings.device)
             correct = (predict(embeddings, batch) == batch.query_labels).sum(-1).tolist()
             for i, right in zip(part, correct, strict=True):
                 scores[i] = right / shape.query  # the same float as `accuracy`

@@ -44,8 +44,9 @@ def method_rng(seed: int, index: int) -> random.Random:
 def choose(rng: random.Random, n: int, k: int) -> list[int]:
     """`k` distinct indices from `range(n)` in draw order (a partial Fisher-Yates shuffle)."""
     order = list(range(n))
+    draw = rng.random
     for i in range(k):
-        j = i + int(rng.random() * (n - i))
+        j = i + int(draw() * (n - i))
         order[i], order[j] = order[j], order[i]
     return order[:k]
 
@@ -62,29 +63,46 @@ def fingerprint(classes: Sequence[str], support: Sequence[Item], query: Sequence
     Each record is one JSON line, so no text (tabs and newlines included) can shift a field
     boundary and make two different episodes collide.
     """
-    h = hashlib.sha256()
-    h.update((json.dumps(["classes", list(classes)]) + "\n").encode())
-    for part, items in (("support", support), ("query", query)):
-        for item in items:
-            h.update(_item_line(part, item))
-    return h.hexdigest()
+    lines = [item_line("support", item) for item in support]
+    lines.extend(item_line("query", item) for item in query)
+    return fingerprint_of_lines(classes, lines)
 
 
-@functools.lru_cache(maxsize=1 << 18)
-def _item_line(part: str, item: Item) -> bytes:
-    """An item's fingerprint line; items recur across episodes, so lines are memoised."""
+def fingerprint_of_lines(classes: Sequence[str], lines: Sequence[bytes]) -> str:
+    """`fingerprint` from the items' `item_line`s, support lines first, in episode order."""
+    header = (json.dumps(["classes", list(classes)]) + "\n").encode()
+    return hashlib.sha256(b"".join((header, *lines))).hexdigest()
+
+
+def item_line(part: str, item: Item) -> bytes:
+    """An item's fingerprint line as a `"support"` or `"query"` item."""
     return (json.dumps(_item_fields(part, item)) + "\n").encode()
 
 
+def pool_lines(pool: Pool, part: str) -> dict[str, tuple[bytes, ...]]:
+    """Every pool member's `item_line` as a `part` item, by label and position: pools compute
+    them once, as items recur across episodes."""
+    return {label: tuple(item_line(part, e) for e in members) for label, members in pool.items()}
+
+
 def make_episode(
-    classes: Sequence[str], support: Sequence[Item], query: Sequence[Item], seed: int, index: int
+    classes: Sequence[str],
+    support: Sequence[Item],
+    query: Sequence[Item],
+    seed: int,
+    index: int,
+    lines: Sequence[bytes] | None = None,
 ) -> Episode:
-    """An episode with its fingerprint."""
+    """An episode with its fingerprint (from the items' `lines` when the caller has them)."""
     return Episode(
         classes=tuple(classes),
         support=tuple(support),
         query=tuple(query),
-        fingerprint=fingerprint(classes, support, query),
+        fingerprint=(
+            fingerprint(classes, support, query)
+            if lines is None
+            else fingerprint_of_lines(classes, lines)
+        ),
         index=index,
         seed=seed,
     )
@@ -174,19 +192,33 @@ class ClassPool:
         kept = {label: v for label, v in self.by_label.items() if len(v) >= need}
         return replace(self, by_label=kept), dropped
 
+    @functools.cached_property
+    def _sorted_labels(self) -> list[str]:
+        return sorted(self.by_label)
+
+    @functools.cached_property
+    def _lines(self) -> tuple[dict[str, tuple[bytes, ...]], dict[str, tuple[bytes, ...]]]:
+        return pool_lines(self.by_label, "support"), pool_lines(self.by_label, "query")
+
     def episode(self, spec: EpisodeSpec, seed: int, index: int) -> Episode:
         """Episode `index` of `seed`: N classes, K support and Q query examples per class."""
         rng = episode_rng(seed, index)
-        labels = sorted(self.by_label)
+        labels = self._sorted_labels
         classes = [labels[i] for i in choose(rng, len(labels), spec.n_way)]
         support: list[Example] = []
         query: list[Example] = []
+        support_lines: list[bytes] = []
+        query_lines: list[bytes] = []
+        as_support, as_query = self._lines
+        k = spec.k_shot
         for label in classes:
             members = self.by_label[label]
-            picked = [members[i] for i in choose(rng, len(members), spec.k_shot + spec.n_query)]
-            support.extend(picked[: spec.k_shot])
-            query.extend(picked[spec.k_shot :])
-        return make_episode(classes, support, query, seed, index)
+            picked = choose(rng, len(members), k + spec.n_query)
+            support.extend([members[i] for i in picked[:k]])
+            query.extend([members[i] for i in picked[k:]])
+            support_lines.extend([as_support[label][i] for i in picked[:k]])
+            query_lines.extend([as_query[label][i] for i in picked[k:]])
+        return make_episode(classes, support, query, seed, index, support_lines + query_lines)
 
     def episodes(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> list[Episode]:
         return [self.episode(spec, seed, i) for seed in seeds for i in range(count)]
@@ -244,6 +276,10 @@ class SplitPool:
             {k: self.support[k] for k in keep}, {k: self.query[k] for k in keep}
         ), dropped
 
+    @functools.cached_property
+    def _lines(self) -> tuple[dict[str, tuple[bytes, ...]], dict[str, tuple[bytes, ...]]]:
+        return pool_lines(self.support, "support"), pool_lines(self.query, "query")
+
     def episode(self, spec: EpisodeSpec, seed: int, index: int) -> Episode:
         """Episode `index` of `seed`: K support per class from one set, Q queries from the other."""
         rng = episode_rng(seed, index)
@@ -251,12 +287,17 @@ class SplitPool:
         classes = [labels[i] for i in choose(rng, len(labels), spec.n_way)]
         support: list[Example] = []
         query: list[Example] = []
+        support_lines: list[bytes] = []
+        query_lines: list[bytes] = []
+        as_support, as_query = self._lines
         for label in classes:
-            pool = self.support[label]
-            support.extend(pool[i] for i in choose(rng, len(pool), spec.k_shot))
-            pool = self.query[label]
-            query.extend(pool[i] for i in choose(rng, len(pool), spec.n_query))
-        return make_episode(classes, support, query, seed, index)
+            picked = choose(rng, len(self.support[label]), spec.k_shot)
+            support.extend(self.support[label][i] for i in picked)
+            support_lines.extend(as_support[label][i] for i in picked)
+            picked = choose(rng, len(self.query[label]), spec.n_query)
+            query.extend(self.query[label][i] for i in picked)
+            query_lines.extend(as_query[label][i] for i in picked)
+        return make_episode(classes, support, query, seed, index, support_lines + query_lines)
 
     def episodes(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> list[Episode]:
         return [self.episode(spec, seed, i) for seed in seeds for i in range(count)]

@@ -11,7 +11,7 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
-from baselines.probe import NEWTON_MAX_PARAMETERS, fit_logistic_regression_batched
+from baselines.probe import MAX_BATCHED_SUPPORT, fit_logistic_regression_batched
 from baselines.transfer import knn_vote, knn_vote_batched
 from benchmark.batched import compare_logistic, compare_protonet, episode_shape
 from benchmark.encoders import CachedEncoder, HashingBagOfWords
@@ -109,13 +109,13 @@ def test_batched_fit_reaches_the_scikit_learn_optimum():
 
 
 def test_mixed_shapes_and_large_probes_fall_back_to_the_same_scores(context, source):
-    specs = [EpisodeSpec(5, 1, 15), EpisodeSpec(3, 2, 4), EpisodeSpec(10, 5, 3)]
+    specs = [EpisodeSpec(5, 1, 15), EpisodeSpec(3, 2, 4), EpisodeSpec(10, 13, 3)]
     episodes = [e for i in range(6) for e in source.episodes(specs[i % 3], (i,), 3)]
     uneven = dataclasses.replace(episodes[0], support=episodes[0].support[:-1])  # 4 labels
     episodes.append(uneven)
     assert len({episode_shape(e) for e in episodes}) == 4
     ten_way = next(e for e in episodes if len(e.classes) == 10)
-    assert episode_shape(ten_way).n_way * 51 > NEWTON_MAX_PARAMETERS  # fitted one by one
+    assert episode_shape(ten_way).support > MAX_BATCHED_SUPPORT  # fitted one by one
     for name in ("protonet", "nearest-neighbour", "knn"):
         method = build(name, context)
         assert method.score_batch(episodes) == looped(method, episodes)
