@@ -3,6 +3,7 @@ StructShot (NNShot emissions decoded with Viterbi over abstract tag transitions)
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Sequence
@@ -35,11 +36,13 @@ class NearestTokenKey:
     distance: Distance
 
     def predict(self, sentences: Sequence[Sequence[str]]) -> list[list[str]]:
-        out = []
-        for vectors in self.context.embed_tokens(sentences):
-            best = similarity(vectors, self.keys, self.distance).argmax(-1)
-            out.append([self.tags[i] for i in self.key_tags[best].tolist()])
-        return out
+        vectors = self.context.embed_tokens(sentences)
+        if not vectors:
+            return []
+        best = similarity(torch.cat(vectors), self.keys, self.distance).argmax(-1)
+        tags = [self.tags[i] for i in self.key_tags[best].tolist()]
+        ends = list(itertools.accumulate(len(v) for v in vectors))
+        return [tags[end - len(v) : end] for v, end in zip(vectors, ends, strict=True)]
 
 
 def support_words(

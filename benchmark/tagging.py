@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import warnings
+import functools
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 
 from benchmark.errors import SpecError
@@ -69,9 +69,23 @@ class TaggedPool:
 
     def mention_counts(self) -> Counter[str]:
         """Entity mentions per type over the pool."""
+        return Counter(self._counts)
+
+    @functools.cached_property
+    def _mentions(self) -> tuple[Counter[str], ...]:
+        """Each sentence's `mentions`, computed once per pool."""
+        return tuple(mentions(sentence) for sentence in self.sentences)
+
+    @functools.cached_property
+    def _types(self) -> tuple[frozenset[str], ...]:
+        """Each sentence's entity types, computed once per pool."""
+        return tuple(sentence.types for sentence in self.sentences)
+
+    @functools.cached_property
+    def _counts(self) -> Counter[str]:
         total: Counter[str] = Counter()
-        for sentence in self.sentences:
-            total.update(mentions(sentence))
+        for found in self._mentions:
+            total.update(found)
         return total
 
     def check(self, spec: EpisodeSpec, where: str) -> None:
@@ -98,28 +112,28 @@ class TaggedPool:
     def episode(self, spec: EpisodeSpec, seed: int, index: int) -> Episode:
         """Episode `index` of `seed`; fails after MAX_ATTEMPTS draws that cannot meet the counts."""
         rng = episode_rng(seed, index)
-        counts = self.mention_counts()
+        counts, types_of = self._counts, self._types
         types = sorted(counts)
         classes = [types[i] for i in choose(rng, len(types), spec.n_way)]
         chosen = frozenset(classes)
 
-        def rarest_drawn_type(sentence: TaggedSentence) -> int:
-            return min(counts[t] for t in sentence.types & chosen)
+        def rarest_drawn_type(i: int) -> int:
+            return min(counts[t] for t in types_of[i] & chosen)
 
         for _ in range(MAX_ATTEMPTS):
             order = choose(rng, len(self.sentences), len(self.sentences))
-            candidates = [self.sentences[i] for i in order if self.sentences[i].types & chosen]
+            candidates = [i for i in order if types_of[i] & chosen]
             candidates.sort(key=rarest_drawn_type)  # stable: random order within each rarity
-            support, rest = _greedy(candidates, chosen, spec.k_shot)
+            support, rest = _greedy(candidates, self._mentions, chosen, spec.k_shot)
             if support is None:
                 continue
-            query, _ = _greedy(rest, chosen, spec.n_query)
+            query, _ = _greedy(rest, self._mentions, chosen, spec.n_query)
             if query is None:
                 continue
             return make_episode(
                 classes,
-                [restrict(s, chosen) for s in support],
-                [restrict(s, chosen) for s in query],
+                [restrict(self.sentences[i], chosen) for i in support],
+                [restrict(self.sentences[i], chosen) for i in query],
                 seed,
                 index,
             )
@@ -134,18 +148,21 @@ class TaggedPool:
 
 
 def _greedy(
-    candidates: Sequence[TaggedSentence], types: frozenset[str], k: int
-) -> tuple[list[TaggedSentence] | None, list[TaggedSentence]]:
-    """Take sentences in order until every type has >= k mentions.
+    candidates: Sequence[int],
+    mentions_of: Sequence[Mapping[str, int]],
+    types: frozenset[str],
+    k: int,
+) -> tuple[list[int] | None, list[int]]:
+    """Take sentences (indices into `mentions_of`) in order until every type has >= k mentions.
 
     As in Few-NERD, a sentence is taken only if every type stays <= 2k and it adds a mention of
     a type still below k; the others are left for the next set.
     """
     counts = dict.fromkeys(types, 0)
-    taken: list[TaggedSentence] = []
-    rest: list[TaggedSentence] = []
+    taken: list[int] = []
+    rest: list[int] = []
     for position, sentence in enumerate(candidates):
-        found = {t: n for t, n in mentions(sentence).items() if t in types}
+        found = {t: n for t, n in mentions_of[sentence].items() if t in types}
         fits = all(counts[t] + n <= 2 * k for t, n in found.items())
         if fits and any(counts[t] < k for t in found):
             taken.append(sentence)
@@ -158,12 +175,36 @@ def _greedy(
     return None, rest
 
 
-def entity_f1(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> float:
-    """Entity-level micro F1 (seqeval, conlleval rules) over the sentences of one episode."""
-    from seqeval.metrics import f1_score
+def entities(sentences: Sequence[Sequence[str]]) -> set[tuple[str, int, int]]:
+    """(type, first, last) of every entity in the sentences, positions counted over the
+    sentences joined with an `O` after each: seqeval's `get_entities` for BIO tags (conlleval
+    rules: an `I-` tag that follows `O` or another type opens an entity)."""
+    found: set[tuple[str, int, int]] = set()
+    position = 0
+    for tags in sentences:
+        kind, begin = "", -1  # the open entity's type and first position, if any
+        for offset, tag in enumerate((*tags, "O")):
+            prefix, new = tag[0], tag[2:]
+            if kind and (prefix != "I" or new != kind):
+                found.add((kind, begin, position + offset - 1))
+                kind = ""
+            if prefix == "B" or (prefix == "I" and not kind):
+                kind, begin = new, position + offset
+        position += len(tags) + 1
+    return found
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(
-            f1_score([list(g) for g in gold], [list(p) for p in predicted], zero_division=0)
-        )
+
+def entity_f1(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> float:
+    """Entity-level micro F1 over the sentences of one episode: the float seqeval's
+    `f1_score(gold, predicted, zero_division=0)` gives (a test checks them against each other),
+    without its per-tag Python overhead."""
+    if len(gold) != len(predicted) or any(
+        len(g) != len(p) for g, p in zip(gold, predicted, strict=True)
+    ):
+        raise ValueError("gold and predicted tag sequences differ in length")
+    true, guessed = entities(gold), entities(predicted)
+    correct = len(true & guessed)
+    precision = correct / len(guessed) if guessed else 0.0
+    recall = correct / len(true) if true else 0.0
+    denominator = precision + recall
+    return 2.0 * precision * recall / denominator if denominator else 0.0

@@ -1,7 +1,8 @@
 """Named entity recognition: CrossNER's CoNLL-2003 source and its five target domains.
 
 Episodes are N-way K-shot over entity types, sampled greedily as in Few-NERD from one file of
-the domain (train, dev = valid, test); the metric is entity-level micro F1 (seqeval).
+the domain (train, dev = valid, test); the metric is entity-level micro F1 (conlleval rules, the
+same float as seqeval's).
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from benchmark.sampling import (
     episode_rng,
     fingerprint,
 )
-from benchmark.tagging import TaggedPool, bio_problem, mentions, restrict
+from benchmark.tagging import TaggedPool, bio_problem, entity_f1, mentions, restrict
 from benchmark.types import Episode, EpisodeSpec, Example, TaggedSentence
 from tasks.sentiment import split_pool
 
@@ -554,3 +554,31 @@ def test_choose_returns_distinct_indices_in_range(
         assert choose(episode_rng(seed, index), n, k + 1)[:k] == picked
     if k == n:
         assert sorted(picked) == list(range(n))
+
+
+TAG_SEQUENCES = st.lists(
+    st.lists(st.sampled_from(["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "I-ORG"]), max_size=12),
+    min_size=1,
+    max_size=5,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(gold=TAG_SEQUENCES, data=st.data())
+def test_entity_f1_is_seqeval_exactly(gold: list[list[str]], data: st.DataObject) -> None:
+    """Our entity F1 is the very float seqeval gives, on valid and invalid BIO alike (a
+    predicted `I-` after `O` or after another type opens an entity, as in conlleval)."""
+    import warnings
+
+    from seqeval.metrics import f1_score
+
+    predicted = [
+        data.draw(st.lists(st.sampled_from(["O", "B-PER", "I-PER", "I-LOC", "B-ORG"]),
+                           min_size=len(g), max_size=len(g)))
+        for g in gold
+    ]  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        expected = float(f1_score(gold, predicted, zero_division=0))
+    assert entity_f1(gold, predicted) == expected
+    assert entity_f1(gold, gold) == (1.0 if any("-" in t for g in gold for t in g) else 0.0)
