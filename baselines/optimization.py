@@ -295,7 +295,8 @@ class GradientMetaLearner(EpisodeLearner):
         query_targets: torch.Tensor,
     ) -> torch.Tensor:
         """`vmapped_loss` with the adapted adapter and head kept as `LowRank` layers (`low_rank`);
-        the output gradients come from `torch.func.grad` of zero shifts of the layer outputs."""
+        the layers' output gradients are written out by the chain rule (`output_gradients`)
+        instead of a nested `torch.func.grad`, so the outer backward walks one plain graph."""
         rate = float(next(iter(lrs.values())))
         layers = {
             "down": LowRank(body["adapter.down.weight"], body["adapter.down.bias"]),
@@ -305,22 +306,17 @@ class GradientMetaLearner(EpisodeLearner):
             ),
         }
         down = layers["down"](support)
-        sizes = {"down": down.shape[-1], "up": support.shape[-1], "head": classes}
-
-        def support_loss(shifts: Params, layers: dict[str, LowRank]) -> tuple[torch.Tensor, Params]:
-            logits, inputs = adapter_logits(layers, support, down, shifts)
-            return nn.functional.cross_entropy(logits, support_targets), inputs
+        targets = nn.functional.one_hot(support_targets, classes).to(support.dtype)
 
         # From the zero head the body's gradient is exactly zero: the first step moves the head.
         names: Sequence[str] = ("head",)
         for _ in range(self.config.inner_steps):
-            shifts = {n: support.new_zeros(len(support), sizes[n]) for n in names}
-            deltas, inputs = grad(support_loss, has_aux=True)(shifts, layers)
+            deltas, inputs = output_gradients(layers, support, down, targets)
             moved = {
                 n: layers[n].step(self.stop(inputs[n]), rate * self.stop(deltas[n])) for n in names
             }
             layers, names = {**layers, **moved}, list(layers)
-        logits, _ = adapter_logits(layers, query, None, {})
+        logits, _ = adapter_logits(layers, query, None)
         return nn.functional.cross_entropy(logits, query_targets)
 
     def train_step(self, episodes: Sequence[Episode], rng: random.Random) -> float:
@@ -380,24 +376,41 @@ class LowRank:
             out = out - (x @ inputs.T + 1) @ deltas
         return out
 
+    def input_gradient(self, grad_out: torch.Tensor) -> torch.Tensor:
+        """The gradient with respect to the layer's input, given the one of its output."""
+        out = grad_out @ self.weight
+        for inputs, deltas in self.steps:
+            out = out - (grad_out @ deltas.T) @ inputs
+        return out
+
     def step(self, inputs: torch.Tensor, deltas: torch.Tensor) -> LowRank:
         return LowRank(self.weight, self.bias, (*self.steps, (inputs, deltas)))
 
 
 def adapter_logits(
-    layers: Mapping[str, LowRank], x: torch.Tensor, down: torch.Tensor | None, shifts: Params
+    layers: Mapping[str, LowRank], x: torch.Tensor, down: torch.Tensor | None
 ) -> tuple[torch.Tensor, Params]:
     """Head logits over `ResidualAdapter` features `x + up(relu(down(x)))` (`down`: the down
-    layer's output for `x` under its initial weights, if known), each layer's output plus its
-    entry of `shifts` (if any); and each layer's inputs."""
+    layer's output for `x` under its initial weights, if known), and each layer's inputs and
+    the down layer's output (`"pre"`)."""
+    pre = layers["down"](x, down)
+    hidden = torch.relu(pre)
+    features = x + layers["up"](hidden)
+    logits = layers["head"](features)
+    return logits, {"down": x, "up": hidden, "head": features, "pre": pre}
 
-    def shift(name: str, out: torch.Tensor) -> torch.Tensor:
-        return out + shifts[name] if name in shifts else out
 
-    hidden = torch.relu(shift("down", layers["down"](x, down)))
-    features = x + shift("up", layers["up"](hidden))
-    logits = shift("head", layers["head"](features))
-    return logits, {"down": x, "up": hidden, "head": features}
+def output_gradients(
+    layers: Mapping[str, LowRank], x: torch.Tensor, down: torch.Tensor, targets: torch.Tensor
+) -> tuple[Params, Params]:
+    """Gradients of the mean cross-entropy of `adapter_logits` (one-hot `targets`) with respect
+    to each layer's output, by the chain rule written out (differentiable, so that MAML's outer
+    gradient goes through them); and each layer's inputs."""
+    logits, inputs = adapter_logits(layers, x, down)
+    head_out = (torch.softmax(logits, -1) - targets) / len(x)
+    up_out = layers["head"].input_gradient(head_out)  # features = x + up(...)
+    down_out = layers["up"].input_gradient(up_out) * (inputs["pre"] > 0)
+    return {"head": head_out, "up": up_out, "down": down_out}, inputs
 
 
 @dataclass(frozen=True)
