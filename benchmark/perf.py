@@ -114,7 +114,7 @@ def measure_episodes(device: str, count: int) -> list[Measurement]:
         ),
         Measurement(
             f"logistic-regression probe, {count:,} episodes",
-            "batched Newton",
+            "batched bound optimisation",
             "scikit-learn per episode",
             logistic.sampling_s + logistic.vectorised_s,
             logistic.sampling_s + logistic.reference_s,

@@ -31,8 +31,11 @@ def _score(record: Record) -> str:
     )
 
 
-def results_table(records: Sequence[Record]) -> str:
-    """Mean and 95% CI (in points) of each cell, with the episodes and seeds behind it."""
+def results_table(records: Sequence[Record], tablefmt: str = "github") -> str:
+    """Mean and 95% CI (in points) of each cell, with the episodes and seeds behind it.
+
+    `tablefmt` is a tabulate format: `github` (markdown), `html`, ...
+    """
     rows = [
         [
             r["task"],
@@ -60,11 +63,17 @@ def results_table(records: Sequence[Record]) -> str:
         "episodes",
         "seeds",
     ]
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 
 
-def throughput_table(records: Sequence[Record]) -> str:
-    """Wall time split into encoding and method time, rates, and peak memory of each cell."""
+def throughput_table(records: Sequence[Record], tablefmt: str = "github") -> str:
+    """Wall time split into encoding and method time, rates, and peak memory of each cell.
+
+    "sweep encoder s" is the time the run spent encoding (or reading from the disk cache) the
+    union of the texts of all cells it ran, before any cell; every cell of that run shows it,
+    and its own "encoder s" then only counts in-memory look-ups. `tablefmt` is a tabulate
+    format: `github` (markdown), `html`, ...
+    """
     rows = []
     for r in sorted(records, key=_order):
         if r.get("status") != "ok":
@@ -79,6 +88,7 @@ def throughput_table(records: Sequence[Record]) -> str:
                 f"{t['wall_s']:.2f}",
                 f"{t['encoder_s']:.2f}",
                 f"{t['method_s']:.2f}",
+                f"{t['sweep_encoder_s']:.2f}" if "sweep_encoder_s" in t else "-",
                 f"{t['episodes_per_s']:.1f}",
                 f"{t['examples_per_s']:.0f}",
                 f"{r['peak_memory_mb']:.0f}",
@@ -93,9 +103,10 @@ def throughput_table(records: Sequence[Record]) -> str:
         "wall s",
         "encoder s",
         "method s",
+        "sweep encoder s",
         "episodes/s",
         "examples/s",
         "peak MB",
         "device",
     ]
-    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
