@@ -9,7 +9,7 @@ from typing import Literal
 
 import torch
 
-from benchmark.batched import EpisodeIndex, score_batched
+from benchmark.batched import EpisodeIndex, gather, score_batched
 from benchmark.methods import MethodContext, MethodEntry, label_index
 from benchmark.registry import METHODS
 from benchmark.types import Episode, Example
@@ -78,11 +78,11 @@ class PrototypicalNetwork:
     def score_batch(self, episodes: Sequence[Episode]) -> list[float]:
         """Accuracy of each episode, scored together; the same predictions as `fit`."""
         distance = self.config.distance
-        return score_batched(
-            episodes,
-            self.context.embed,
-            lambda x, batch: similarity(x[batch.query], prototypes(x, batch), distance).argmax(-1),
-        )
+
+        def predict(x: torch.Tensor, batch: EpisodeIndex) -> torch.Tensor:
+            return similarity(gather(x, batch.query), prototypes(x, batch), distance).argmax(-1)
+
+        return score_batched(episodes, self.context.embed, predict)
 
 
 def prototypes(embeddings: torch.Tensor, batch: EpisodeIndex) -> torch.Tensor:
@@ -90,7 +90,7 @@ def prototypes(embeddings: torch.Tensor, batch: EpisodeIndex) -> torch.Tensor:
     b, n = batch.support.shape[0], batch.n_way
     index = (batch.support_labels + n * torch.arange(b, device=embeddings.device)[:, None]).ravel()
     sums = torch.zeros(b * n, embeddings.shape[1], device=embeddings.device)
-    sums.index_add_(0, index, embeddings[batch.support.ravel()])
+    sums.index_add_(0, index, gather(embeddings, batch.support.ravel()))
     sums /= torch.bincount(index, minlength=b * n).unsqueeze(1)
     return sums.reshape(b, n, -1)
 
@@ -119,7 +119,7 @@ class NearestNeighbour:
         distance = self.config.distance
 
         def predict(x: torch.Tensor, batch: EpisodeIndex) -> torch.Tensor:
-            best = similarity(x[batch.query], x[batch.support], distance).argmax(-1)
+            best = similarity(gather(x, batch.query), gather(x, batch.support), distance).argmax(-1)
             return batch.support_labels.gather(1, best)
 
         return score_batched(episodes, self.context.embed, predict)

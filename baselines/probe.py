@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmark.batched import EpisodeIndex, EpisodeShape, score_batched
+from benchmark.batched import EpisodeIndex, EpisodeShape, gather, score_batched
 from benchmark.methods import MethodContext, MethodEntry, label_index
 from benchmark.registry import METHODS
 from benchmark.types import Episode, Example
@@ -97,9 +97,9 @@ class LogisticRegression:
 
         def predict(x: torch.Tensor, batch: EpisodeIndex) -> torch.Tensor:
             weight, bias = fit_logistic_regression_batched(
-                x[batch.support], batch.support_labels, batch.n_way, c
+                gather(x, batch.support), batch.support_labels, batch.n_way, c
             )
-            return (x[batch.query] @ weight.mT + bias.unsqueeze(1)).argmax(-1)
+            return (gather(x, batch.query) @ weight.mT + bias.unsqueeze(1)).argmax(-1)
 
         def batchable(shape: EpisodeShape) -> bool:
             return shape.support <= MAX_BATCHED_SUPPORT
