@@ -21,6 +21,11 @@ from benchmark.embedding_cache import TEXT, TOKENS, EmbeddingCache, text_key, to
 from benchmark.errors import BenchmarkError, UnknownNameError
 from benchmark.registry import ENCODERS
 
+# Bump whenever our code that turns model outputs into vectors changes (tokenisation options,
+# pooling, normalisation, the layer and averaging of token vectors): the embedding cache keys on
+# it, so vectors made by older code are never read back.
+VECTOR_CODE_VERSION = 1
+
 if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
@@ -93,7 +98,10 @@ class TransformerEncoder:
         self.pooling, self.normalize = _sentence_transformers_head(Path(model))
         self.name = name or str(model)
         self.revision = revision or _revision_of(Path(model))
-        self.cache_revision = _cache_revision(self.revision, Path(model))
+        self.cache_revision = (
+            f"{_cache_revision(self.revision, Path(model))}+code{VECTOR_CODE_VERSION}"
+            f"+max{max_length}"
+        )
         hidden_size, layers = _model_shape(self.source)
         self.dim = hidden_size
         self.token_layer = layers // 2

