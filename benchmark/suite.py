@@ -34,3 +34,18 @@ def run_default_suite(argv: Sequence[str]) -> int:
     out.add_argument("--out", default=COMMON[-1])
     codes.append(main(["results", out.parse_known_args(argv)[0].out]))
     return max(codes)
+
+
+# The quick suite: the regression gate (`fewshot-bench check`) and the default of
+# `fewshot-bench submit`. Vendored tasks only, frozen methods, 5 queries per class, one seed of
+# 100 episodes: about 10,400 texts to encode, well under a minute on a 2-core CPU.
+QUICK_METHODS = "protonet,logistic-regression,nearest-neighbour"
+QUICK_COMMON = ("--n-way", "5", "--k-shot", "1,5", "--n-query", "5", "--episodes", "100",
+                "--seeds", "1")  # fmt: skip
+QUICK_SUITE: tuple[tuple[str, ...], ...] = (
+    ("--task", "clinc150", "--method", QUICK_METHODS),
+    ("--task", "huffpost", "--method", QUICK_METHODS),
+)
+# Bump a suite's version whenever its lines or common flags change: baselines and bundles record
+# it, and those of another version are refused.
+SUITE_VERSIONS = {"quick": 1, "default": 1}

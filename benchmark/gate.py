@@ -1,0 +1,255 @@
+"""The regression gate: a suite's per-episode scores against a stored baseline, episode by episode.
+
+A cell fails when its mean falls below the baseline's by more than `margin` points AND the paired
+t-test on the identical episodes says the drop is significant (p < alpha). Frozen methods on
+cached embeddings are deterministic, so an unchanged suite reproduces the baseline exactly; the
+margin absorbs what differs across machines (a BLAS rounding that flips a query moves a 100-episode
+mean by a few hundredths of a point), while a real degradation moves it by whole points.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+from tabulate import tabulate
+
+from benchmark.bundles import (
+    EPISODE_FIELDS,
+    METHOD_FIELDS,
+    SUITES,
+    RefusedError,
+    SuiteRun,
+    cell_id,
+    expected_cells,
+    match_cells,
+    read_json,
+    run_records,
+    validate,
+    write_json,
+)
+from benchmark.stats import mean_ci, paired_test
+from benchmark.store import Record, load_records, spec_label
+
+BASELINE_VERSION = 1
+DEFAULT_BASELINE = "results/baselines/ci.json"
+DEFAULT_MARGIN = 1.0  # points
+DEFAULT_ALPHA = 0.05
+CELL_FIELDS = (
+    "task",
+    "task_version",
+    "class_split",
+    "eval_split",
+    "data_sha256",
+    "method",
+    "method_config",
+    "encoder",
+    "encoder_revision",
+    "n_way",
+    "k_shot",
+    "n_query",
+    "seeds",
+    "episodes_per_seed",
+    "sampler_version",
+    "metric",
+    "episodes_fingerprint",
+    "mean",
+    "per_episode",
+)
+UPDATE_HINT = "if the change is intended, rerun with --update-baseline"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One cell compared with its baseline: means in points and the paired test's p-value."""
+
+    cell: Record
+    baseline: float
+    ours: float
+    p_value: float
+    margin: float
+    alpha: float
+
+    @property
+    def difference(self) -> float:
+        """Ours minus baseline, in points."""
+        return self.ours - self.baseline
+
+    @property
+    def failed(self) -> bool:
+        """Below the baseline by more than the margin, and significantly so."""
+        return self.difference < -self.margin and self.p_value < self.alpha
+
+    @property
+    def label(self) -> str:
+        """`FAIL`, `better` (significantly above by more than the margin) or `pass`."""
+        if self.failed:
+            return "FAIL"
+        if self.difference > self.margin and self.p_value < self.alpha:
+            return "better"
+        return "pass"
+
+
+def compare(
+    ours: Mapping[str, Record], baseline: Mapping[str, Record], margin: float, alpha: float
+) -> list[Verdict]:
+    """Each cell of `ours` against the baseline cell of the same id (same episodes)."""
+    verdicts = []
+    for name in sorted(ours):
+        mine, theirs = ours[name]["per_episode"], baseline[name]["per_episode"]
+        test = paired_test(mine, theirs)
+        verdicts.append(
+            Verdict(
+                cell=ours[name],
+                baseline=100 * mean_ci(theirs).mean,
+                ours=100 * mean_ci(mine).mean,
+                p_value=test.p_value,
+                margin=margin,
+                alpha=alpha,
+            )
+        )
+    return verdicts
+
+
+def verdict_table(verdicts: Sequence[Verdict]) -> str:
+    """task, method, spec, baseline mean, ours, difference, margin, p-value, verdict."""
+    rows = [
+        [v.cell["task"], v.cell["method"], spec_label(v.cell), f"{v.baseline:.2f}",
+         f"{v.ours:.2f}", f"{v.difference:+.2f}", f"{v.margin:.2f}", f"{v.p_value:.3g}", v.label]
+        for v in verdicts
+    ]  # fmt: skip
+    headers = ["task", "method", "spec", "baseline (%)", "ours (%)", "difference", "margin",
+               "p (paired t)", "verdict"]  # fmt: skip
+    return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def baseline_document(suite_name: str, records: Sequence[Record]) -> Record:
+    """The baseline file's content: the suite, the environment, and each cell's scores."""
+    first = records[0]
+    return {
+        "baseline_version": BASELINE_VERSION,
+        "suite": {"name": suite_name, "version": SUITES[suite_name].version},
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "environment": {k: first[k] for k in ("versions", "git_commit", "device")},
+        "cells": [{k: r[k] for k in CELL_FIELDS} for r in sorted(records, key=cell_id)],
+    }
+
+
+def load_baseline(path: Path, run: SuiteRun, expected: Mapping[str, Record]) -> dict[str, Record]:
+    """The baseline's cells by id; refused unless it is valid, of this suite and version, and
+    holds every expected cell on the same episodes with the same method config."""
+    document = read_json(path)
+    validate(document, "baseline.schema.json", path, "cells")
+    suite = run.suite
+    if document["suite"] != {"name": suite.name, "version": suite.version}:
+        found = document["suite"]
+        raise RefusedError(
+            path,
+            [f"baseline of suite {found['name']} version {found['version']}, but the gate runs "
+             f"suite {suite.name} version {suite.version}"],
+            UPDATE_HINT,
+        )  # fmt: skip
+    return match_cells(expected, document["cells"], path, EPISODE_FIELDS + METHOD_FIELDS,
+                       hint=UPDATE_HINT)  # fmt: skip
+
+
+def our_records(run: SuiteRun, results: Path | None, out: Path | None) -> list[Record]:
+    """Read the records of `results`, or run the suite into `out` (else a temporary folder)."""
+    if results is not None:
+        return load_records(results)
+    if out is not None:
+        return run_records(run, out)
+    with tempfile.TemporaryDirectory(prefix="fewshot-check-") as scratch:
+        return run_records(run, Path(scratch))
+
+
+def failures(records: Sequence[Record], expected: Mapping[str, Record]) -> list[str]:
+    """One line per expected cell whose record failed."""
+    return [
+        f"failed: {cell_id(r)}: {((r.get('error') or '').strip().splitlines() or ['?'])[-1]}"
+        for r in records
+        if r.get("status") != "ok" and cell_id(r) in expected
+    ]
+
+
+def check(args: argparse.Namespace) -> int:
+    """`fewshot-bench check`: exit 1 when a cell fails the gate (or failed to run), else 0."""
+    run = SuiteRun(SUITES[args.suite], device=args.device, data_dir=args.data_dir,
+                   cache_dir=args.cache_dir, progress=not args.no_progress)  # fmt: skip
+    baseline_path = Path(args.baseline)
+    expected = expected_cells(run)
+    baseline = None if args.update_baseline else load_baseline(baseline_path, run, expected)
+    results = Path(args.results) if args.results else None
+    records = our_records(run, results, Path(args.out) if args.out else None)
+    failed = failures(records, expected)
+    if failed:
+        print("\n".join(failed), file=sys.stderr)
+        return 1
+    where = results if results is not None else f"this run of suite {run.suite.name}"
+    ours = match_cells(expected, [r for r in records if r.get("status") == "ok"], where,
+                       EPISODE_FIELDS + METHOD_FIELDS)  # fmt: skip
+    if baseline is None:
+        document = baseline_document(run.suite.name, list(ours.values()))
+        validate(document, "baseline.schema.json", baseline_path, "cells")
+        write_json(baseline_path, document)
+        print(f"wrote {baseline_path}: {len(ours)} cells of suite {run.suite.name}")
+        return 0
+    verdicts = compare(ours, baseline, args.margin, args.alpha)
+    print(verdict_table(verdicts))
+    bad = [v for v in verdicts if v.failed]
+    rule = f"a drop of more than {args.margin:.2f} points with paired-t p < {args.alpha:g}"
+    if bad:
+        print(f"\ngate FAILED: {len(bad)} of {len(verdicts)} cells fell below {baseline_path} "
+              f"({rule}); {UPDATE_HINT}")  # fmt: skip
+        return 1
+    print(f"\ngate passed: none of {len(verdicts)} cells fell below {baseline_path} ({rule})")
+    return 0
+
+
+def add_check_parser(commands: argparse._SubParsersAction) -> None:
+    """The `check` subcommand."""
+    parser = commands.add_parser(
+        "check",
+        help="regression gate: run the quick suite and compare it with a stored baseline",
+        description="Run a fixed suite (default: quick) on its fixed episodes, or read its records "
+        "from RESULTS, and compare every cell with the baseline file episode by episode. A cell "
+        "fails when its mean is more than --margin points below the baseline's and the paired "
+        "t-test on the identical episodes gives p < --alpha; then the command exits 1. Baselines "
+        "that fail the schema, come from another suite or task version or episode set, or miss "
+        "a cell are refused (exit 2). --update-baseline rewrites the baseline on purpose.",
+    )
+    parser.add_argument(
+        "results", nargs="?", default=None, metavar="RESULTS",
+        help="a folder of records of the suite (from `run --out`) to read instead of running it",
+    )  # fmt: skip
+    parser.add_argument(
+        "--baseline", default=DEFAULT_BASELINE, help=f"baseline file (default {DEFAULT_BASELINE})"
+    )
+    parser.add_argument(
+        "--update-baseline", action="store_true",
+        help="write the suite's scores as the new baseline instead of comparing",
+    )  # fmt: skip
+    parser.add_argument(
+        "--margin", type=float, default=DEFAULT_MARGIN,
+        help=f"allowed drop of a cell's mean, in points (default {DEFAULT_MARGIN:g})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--alpha", type=float, default=DEFAULT_ALPHA,
+        help=f"significance level of the paired t-test (default {DEFAULT_ALPHA:g})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--suite", choices=sorted(SUITES), default="quick", help="which suite (default quick)"
+    )
+    parser.add_argument(
+        "--out", default=None, help="keep the run's records here (default: a temporary folder)"
+    )
+    parser.add_argument("--device", default="cpu", help="device to run on (default cpu)")
+    parser.add_argument("--data-dir", default=None, help="data folder (for the default suite)")
+    parser.add_argument("--cache-dir", default=None, help="embedding cache folder")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.set_defaults(handler=check)
