@@ -11,6 +11,7 @@ from pathlib import Path
 
 from tabulate import tabulate
 
+from benchmark.backends import BACKENDS
 from benchmark.configs import parse_options
 from benchmark.datasource import DATA_DIR_ENV, resolve_data_dir
 from benchmark.embedding_cache import CACHE_ENV, EmbeddingCache, cache_dir
@@ -19,7 +20,9 @@ from benchmark.errors import BenchmarkError
 from benchmark.methods import resolve_method
 from benchmark.registry import ENCODERS, METHODS, TASKS
 from benchmark.report import results_table, throughput_table
-from benchmark.runner import RunOptions, Sweep, run_sweep, train_sweep
+from benchmark.reporting import add_report_parser, command_report
+from benchmark.reproduce import add_reproduce_parser, command_reproduce
+from benchmark.runner import POOL_AFTER_S, RunOptions, Sweep, run_sweep, train_sweep
 from benchmark.store import load_records, spec_label
 from benchmark.types import EpisodeSpec, Task
 from tasks.files import FORMATS, load_file_task
@@ -208,8 +211,75 @@ def add_training_arguments(group: argparse._ArgumentGroup) -> None:
         help="where trained methods are saved and found (default <out>/checkpoints)",
     )
     group.add_argument(
-        "--log-dir", default=None, help="write meta-training curves for TensorBoard here"
+        "--log-dir",
+        default=None,
+        help="write meta-training curves (loss, validation score per step) for TensorBoard here; "
+        "--tensorboard logs each cell's final result instead",
     )
+
+
+def _workers(value: str) -> int | None:
+    """`auto` (None) or a positive number of worker processes."""
+    return None if value == "auto" else _positive_int(value)
+
+
+def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
+    """The flags of `run` for large sweeps: backends, resuming, failed cells, tracking."""
+    group = parser.add_argument_group(
+        "large sweeps (finished cells in --out are never rerun unless --force)"
+    )
+    group.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="local",
+        help="where cells run: local (this machine, default) or ray (the cluster at "
+        "--ray-address, else a Ray instance started here; pip install 'fewshot-bench[ray]')",
+    )
+    group.add_argument(
+        "--workers",
+        type=_workers,
+        default=None,
+        metavar="N|auto",
+        help="local worker processes; 1 runs every cell in this process. auto (default): cells "
+        "run in this process, and the rest go to one worker per CPU once the cells run so far "
+        f"predict over {POOL_AFTER_S:.0f} s for them (starting a worker costs seconds, more than "
+        "small sweeps of cheap cells take)",
+    )
+    group.add_argument(
+        "--ray-address",
+        default=None,
+        help="with --backend ray: address of a running Ray cluster (default: start a local Ray)",
+    )
+    group.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="rerun cells stored as failed (without it they are kept, not rerun)",
+    )
+    group.add_argument(
+        "--tensorboard",
+        default=None,
+        metavar="DIR",
+        help="log each cell's mean, ci95, episodes/s and wall s for TensorBoard in DIR "
+        "(--log-dir logs meta-training curves)",
+    )
+    group.add_argument(
+        "--wandb",
+        action="store_true",
+        help="log each cell's result to Weights & Biases (pip install wandb; offline under "
+        "<out>/wandb unless WANDB_MODE or an API key says otherwise)",
+    )
+
+
+def sweep_run_options(args: argparse.Namespace) -> dict[str, object]:
+    """The RunOptions fields set by the large-sweep flags of `run`."""
+    return {
+        "backend": args.backend,
+        "workers": args.workers,
+        "ray_address": args.ray_address,
+        "retry_failed": args.retry_failed,
+        "tensorboard": Path(args.tensorboard) if args.tensorboard else None,
+        "wandb": args.wandb,
+    }
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -234,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
         "record per cell to --out and print the results and throughput tables.",
     )
     add_run_arguments(run)
+    add_sweep_arguments(run)
     train = commands.add_parser(
         "train",
         help="meta-train methods on a task's training classes and save checkpoints",
@@ -245,6 +316,7 @@ def build_parser() -> argparse.ArgumentParser:
     results = commands.add_parser("results", help="show the records in a results folder")
     results.add_argument("dir", help="results folder written by `run --out`")
     results.add_argument("--json", action="store_true", help="print all records as one JSON list")
+    add_report_parser(commands)
     cache = commands.add_parser(
         "cache",
         help="show or clear the on-disk embedding cache",
@@ -277,6 +349,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     perf.add_argument("--data-dir", default=None, help="data folder for the suite's SST-2/ARSC")
     perf.add_argument("--out", default="runs/perf", help="where perf.json goes (runs/perf)")
+    add_reproduce_parser(commands)
+    from benchmark import gate, submission  # not at the top: they import benchmark.suite -> cli
+
+    gate.add_check_parser(commands)
+    submission.add_submit_parser(commands)
+    submission.add_leaderboard_parser(commands)
     return parser
 
 
@@ -417,6 +495,7 @@ def file_tasks(args: argparse.Namespace) -> list[Task]:
 def command_run(args: argparse.Namespace) -> int:
     """Run a sweep, print its tables; exit 1 if a cell failed."""
     sweep, options = sweep_from_args(args)
+    options = dataclasses.replace(options, **sweep_run_options(args))
     result = run_sweep(sweep, options, file_tasks(args))
     if not args.quiet:
         print(results_table(result.records))
@@ -429,11 +508,17 @@ def command_run(args: argparse.Namespace) -> int:
                 f"failed: {record['task']} {record['method']} {spec_label(record)}: {last[-1]}",
                 file=sys.stderr,
             )
+    pooled = f" ({result.pooled} by {result.workers} workers)" if result.pooled else ""
     print(
-        f"\n{result.ran} cell(s) run, {result.reused} reused from {options.out}, "
+        f"\n{result.ran} cell(s) run{pooled}, {result.reused} reused from {options.out}, "
         f"{result.failed} failed; records in {options.out}/"
     )
-    return 1 if result.failed else 0
+    if result.kept_failed:
+        print(
+            f"{result.kept_failed} failed cell(s) kept from an earlier run; --retry-failed "
+            "reruns them"
+        )
+    return 1 if result.failed or result.kept_failed else 0
 
 
 def command_train(args: argparse.Namespace) -> int:
@@ -549,6 +634,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "perf":
             return command_perf(args)
+        if args.command == "report":
+            return command_report(args)
+        if args.command == "reproduce":
+            return command_reproduce(args)
+        if args.command in ("check", "submit", "leaderboard"):
+            return args.handler(args)
         return command_results(args)
     except BenchmarkError as error:
         print(f"fewshot-bench: error: {error}", file=sys.stderr)

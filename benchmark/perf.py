@@ -18,6 +18,7 @@ from benchmark.encoders import CachedEncoder, EncoderOptions, build_encoder, syn
 from benchmark.errors import BenchmarkError
 from benchmark.methods import MethodContext
 from benchmark.registry import TASKS
+from benchmark.store import load_records
 from benchmark.types import EpisodeSpec
 
 
@@ -171,8 +172,7 @@ def write_record(record: dict[str, Any], out: Path) -> Path:
 
 def _suite_records(out: Path) -> dict[str, list[float]]:
     """Per-episode scores of every finished record in a results folder, by record key."""
-    records = (json.loads(p.read_text()) for p in out.glob("*.json"))
-    return {r["key"]: r["per_episode"] for r in records if r.get("status") == "ok"}
+    return {r["key"]: r["per_episode"] for r in load_records(out) if r.get("status") == "ok"}
 
 
 def measure_suite(device: str, scratch: Path, data_dir: str | None) -> list[Measurement]:

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import sys
 import time
 import traceback
+import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -13,6 +16,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from benchmark.backends import BACKENDS, Backend, available_cpus, make_backend
 from benchmark.batched import EPISODE_BATCH, BatchScorer, score_in_chunks
 from benchmark.checkpoints import (
     check_identity,
@@ -38,9 +42,12 @@ from benchmark.metrics import METRICS, score_episode
 from benchmark.registry import HUB_TASKS, METHODS, TASKS
 from benchmark.sampling import SAMPLER_VERSION, combined_fingerprint, method_rng
 from benchmark.stats import mean_ci
-from benchmark.store import SCHEMA_VERSION, Record, cell_key, finished_record, write_record
+from benchmark.store import SCHEMA_VERSION, Record, cell_key, stored_record, write_record
+from benchmark.tracking import open_trackers
 from benchmark.training import MetaTrainConfig, TensorBoardLogger, meta_train
 from benchmark.types import Episode, EpisodeSource, EpisodeSpec, Task
+
+POOL_AFTER_S = 20.0  # automatic workers: use a pool once the rest of a sweep looks this long
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,16 @@ class RunOptions:
     log_dir: Path | None = None  # TensorBoard curves of meta-training
     cache: bool = True  # read and write the on-disk embedding cache (False: in memory only)
     cache_dir: Path | None = None  # else $FEWSHOT_BENCH_CACHE, else ~/.cache/fewshot-bench
+    retry_failed: bool = False  # rerun cells stored as failed (else they are kept)
+    backend: str = "local"  # one of benchmark.backends.BACKENDS
+    workers: int | None = None  # local worker processes; None: automatic (see _stay_here)
+    ray_address: str | None = None  # an existing Ray cluster; None: start a local Ray
+    tensorboard: Path | None = None  # log each cell's result for TensorBoard here
+    wandb: bool = False  # log each cell's result to Weights & Biases
+
+    def __post_init__(self) -> None:
+        if self.backend not in BACKENDS:
+            raise SpecError(f"unknown backend {self.backend!r}; choose {' or '.join(BACKENDS)}")
 
     @property
     def checkpoints(self) -> Path:
@@ -112,12 +129,21 @@ class EpisodeSets:
 
 @dataclass
 class SweepResult:
-    """Records of the sweep's cells (reused ones included) and what happened to each."""
+    """Records of the sweep's cells (stored ones included, in plan order) and what happened."""
 
     records: list[Record] = field(default_factory=list)
     ran: int = 0
-    reused: int = 0
-    failed: int = 0
+    reused: int = 0  # finished cells found in the store
+    failed: int = 0  # cells run now that failed
+    kept_failed: int = 0  # failed cells found in the store and not rerun
+    pooled: int = 0  # cells run by worker processes (the rest ran in this process)
+    workers: int = 0  # worker processes (or Ray CPUs) used; 0: none
+
+    def add(self, record: Record) -> None:
+        """Count a record of a cell run now."""
+        self.records.append(record)
+        self.ran += 1
+        self.failed += record["status"] != "ok"
 
 
 def load_tasks(names: Sequence[str], split_id: int, options: RunOptions) -> dict[str, Task]:
@@ -274,44 +300,184 @@ def _identity(
 
 
 def run_sweep(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) -> SweepResult:
-    """Run every cell not already finished in `options.out`; a failing cell is stored as failed."""
+    """Run every cell that `options.out` does not hold yet; a failing cell is stored as failed.
+
+    Stored cells are reused (failed ones too, unless `retry_failed`; nothing with `force`); a
+    corrupt record file stops the run before any compute. The texts of all cells are encoded
+    once, here, into the embedding cache; cells then run in this process or on a backend (see
+    `_stay_here`), and each record is written, atomically, as soon as its cell completes.
+    """
     cells = plan(sweep, options, extra_tasks)
     result = SweepResult()
-    todo: list[Cell] = []
-    for cell in cells:
-        done = None if options.force else finished_record(options.out, cell.identity)
-        if done is not None:
-            result.records.append(done)
-            result.reused += 1
-        else:
-            todo.append(cell)
-    if not todo:
-        return result
-    context = method_context(sweep, options, todo)
-    episode_sets = EpisodeSets()
-    encoding = pre_encode(context, todo, episode_sets)
-    run_context = {
-        "versions": package_versions(),
-        "git_commit": git_commit(),
-        "device": context.device,
-    }
-    total = sum(cell.episodes_per_seed * len(cell.seeds) for cell in todo)
-    with tqdm(total=total, unit="episode", disable=not options.progress) as bar:
-        for cell in todo:
-            bar.set_description(f"{cell.task.card.name} {cell.method} {cell.spec.label}")
-            hits, misses = _cache_counts(context)
-            record = _run_or_fail(cell, context, options, bar.update, episode_sets.of(cell))
-            record.update(run_context)
-            if record["status"] == "ok" and record["encoder_revision"] is not None:
-                after = _cache_counts(context)
-                record["throughput"].update(
-                    encoding, cache_hits=after[0] - hits, cache_misses=after[1] - misses
-                )
-            write_record(options.out, record)
-            result.records.append(record)
-            result.ran += 1
-            result.failed += record["status"] != "ok"
+    todo = _select(cells, options, result)
+    if todo:
+        _run_todo(todo, sweep, options, extra_tasks, result)
+    order = {cell_key(cell.identity): i for i, cell in enumerate(cells)}
+    result.records.sort(key=lambda record: order[record["key"]])
     return result
+
+
+def _run_todo(
+    todo: Sequence[Cell],
+    sweep: Sweep,
+    options: RunOptions,
+    extra_tasks: Sequence[Task],
+    result: SweepResult,
+) -> None:
+    """Encode the cells' texts, run the cells, write and log each record as it completes."""
+    backend = make_backend(
+        options.backend, options.workers or available_cpus(), options.ray_address
+    )
+    job = SweepJob(
+        token=uuid.uuid4().hex,
+        sweep=sweep,
+        options=dataclasses.replace(
+            options, progress=False, cache_dir=cache_dir(options.cache_dir)
+        ),
+        extra_tasks=tuple(extra_tasks),
+    )
+    with open_trackers(options.tensorboard, options.wandb, options.out, _config(sweep)) as tracked:
+        context = method_context(sweep, options, todo)
+        episode_sets = EpisodeSets()
+        encoding = pre_encode(context, todo, episode_sets)
+        facts = {
+            "versions": package_versions(),
+            "git_commit": git_commit(),
+            "device": context.device,
+        }
+        bar = tqdm(total=len(todo), unit="cell", disable=not options.progress)
+
+        def store(record: Record) -> None:
+            record.update(facts)
+            if record["status"] == "ok" and record["encoder_revision"] is not None:
+                record["throughput"].update(encoding)
+            write_record(options.out, record)
+            tracked.log(record)
+            result.add(record)
+            bar.update(1)
+
+        with bar:
+            left = _run_here(todo, context, options, episode_sets, store)
+            if left:
+                _run_on_backend(backend, left, job, store, result)
+
+
+def _select(cells: Sequence[Cell], options: RunOptions, result: SweepResult) -> list[Cell]:
+    """The cells to run; stored ones go into `result` (a corrupt record file raises)."""
+    todo = []
+    for cell in cells:
+        stored = stored_record(options.out, cell.identity)
+        if stored is None or options.force or (options.retry_failed and stored["status"] != "ok"):
+            todo.append(cell)
+        else:
+            result.records.append(stored)
+            result.reused += stored["status"] == "ok"
+            result.kept_failed += stored["status"] != "ok"
+    return todo
+
+
+def _config(sweep: Sweep) -> dict[str, object]:
+    """The sweep as a tracker's run config."""
+    config = dataclasses.asdict(sweep)
+    config["specs"] = [spec.label for spec in sweep.specs]
+    return config
+
+
+def _run_here(
+    todo: Sequence[Cell],
+    context: MethodContext,
+    options: RunOptions,
+    episode_sets: EpisodeSets,
+    store: Callable[[Record], None],
+) -> list[Cell]:
+    """Run cells in this process while `_stay_here` says so; returns the cells left."""
+    left = list(todo)
+    start = time.perf_counter()
+    while left and _stay_here(options, len(todo) - len(left), time.perf_counter() - start, left):
+        cell = left.pop(0)
+        label = f"{cell.task.card.name} {cell.method} {cell.spec.label}"
+        with tqdm(
+            total=cell.episodes_per_seed * len(cell.seeds),
+            unit="episode",
+            desc=label,
+            leave=False,
+            position=1,
+            disable=not options.progress,
+        ) as bar:
+            store(_run_or_fail(cell, context, options, bar.update, episode_sets.of(cell)))
+    return left
+
+
+def _stay_here(options: RunOptions, done: int, elapsed: float, left: Sequence[Cell]) -> bool:
+    """Whether the next cell runs in this process rather than on a backend.
+
+    Ray: never. `workers` given: with one worker, or for the last cell. Automatic: in this
+    process first, and on a pool only once the cells run so far predict more than
+    `POOL_AFTER_S` seconds for the rest (starting workers costs seconds; small sweeps of cheap
+    cells finish sooner without), with several CPUs and the disk embedding cache on.
+    """
+    if options.backend == "ray":
+        return False
+    if len(left) == 1:
+        return True
+    if options.workers is not None:
+        return options.workers == 1
+    if available_cpus() == 1 or not options.cache or done == 0:
+        return True
+    return elapsed / done * len(left) <= POOL_AFTER_S
+
+
+def _run_on_backend(
+    backend: Backend,
+    left: Sequence[Cell],
+    job: SweepJob,
+    store: Callable[[Record], None],
+    result: SweepResult,
+) -> None:
+    """Run the cells on the backend, storing each record as it comes back."""
+    for record in backend.run(run_job_cell, job, [cell_key(cell.identity) for cell in left]):
+        store(record)
+        result.pooled += 1
+    result.workers = backend.workers
+
+
+@dataclass(frozen=True)
+class SweepJob:
+    """What a worker process needs to rebuild a sweep's cells; sent once per worker."""
+
+    token: str  # one per sweep run: a worker plans each job once
+    sweep: Sweep
+    options: RunOptions
+    extra_tasks: tuple[Task, ...]
+
+
+@dataclass
+class _WorkerState:
+    token: str
+    cells: dict[str, Cell]
+    context: MethodContext
+    episode_sets: EpisodeSets
+
+
+_WORKER: list[_WorkerState] = []  # this worker process's current job, planned
+
+
+def run_job_cell(job: SweepJob, key: str) -> Record:
+    """The record of cell `key` of `job`, run in a worker process (which plans the sweep and
+    builds the method context on its first cell of the job, and reads embeddings from the
+    disk cache that the parent filled)."""
+    if not _WORKER or _WORKER[0].token != job.token:
+        with contextlib.redirect_stderr(io.StringIO()):  # the parent printed the planning notes
+            cells = {cell_key(c.identity): c for c in plan(job.sweep, job.options, job.extra_tasks)}
+        context = method_context(job.sweep, job.options, list(cells.values()))
+        _WORKER[:] = [_WorkerState(job.token, cells, context, EpisodeSets())]
+    state = _WORKER[0]
+    cell = state.cells[key]
+    return _run_or_fail(cell, state.context, job.options, _no_tick, state.episode_sets.of(cell))
+
+
+def _no_tick(count: int) -> None:
+    """Progress of a cell in a worker: not shown (the parent's bar counts cells)."""
 
 
 def method_context(sweep: Sweep, options: RunOptions, cells: Sequence[Cell]) -> MethodContext:
@@ -421,6 +587,7 @@ def _run_or_fail(
         "n_episodes": cell.episodes_per_seed * len(cell.seeds),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    hits, misses = _cache_counts(context)
     try:
         method = cell.entry.build(cell.entry.config, context)
         if cell.entry.trainable:
@@ -429,6 +596,9 @@ def _run_or_fail(
         record.update(status="ok", error=None)
     except Exception:
         record.update(status="failed", error=traceback.format_exc())
+    if uses_encoder and record["status"] == "ok":
+        after = _cache_counts(context)
+        record["throughput"].update(cache_hits=after[0] - hits, cache_misses=after[1] - misses)
     return record
 
 

@@ -1,4 +1,5 @@
-"""The results store: one JSON file per finished cell, written atomically."""
+"""The results store: one JSON file per cell, written atomically, read back with its schema
+version checked (newer: refused; older: migrated in memory; corrupt: reported by file name)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +29,14 @@ IDENTITY_FIELDS = (
     "seeds",
     "sampler_version",
 )
+PARTIAL_PREFIX = ".partial-"  # a record being written; never matches `*.json`
+ADVICE = "move or delete the file to rerun its cell (runs never overwrite an unreadable record)"
 
 Record = dict[str, Any]
+
+
+class CorruptRecordError(DataFormatError):
+    """A record file of the store that cannot be read; it is never overwritten or deleted."""
 
 
 def cell_key(identity: Record) -> str:
@@ -50,10 +58,15 @@ def record_path(out_dir: Path, record: Record) -> Path:
 
 
 def write_record(out_dir: Path, record: Record) -> Path:
-    """Write `record` so that a reader sees the whole file or none of it."""
+    """Write `record` so that a reader sees the whole file or none of it.
+
+    The record goes to a hidden temporary file that `os.replace` then renames: a process killed
+    while writing leaves at most a `.partial-*.tmp` file, which readers ignore; two processes
+    writing the same cell leave one of their two complete records.
+    """
     out_dir.mkdir(parents=True, exist_ok=True)
     path = record_path(out_dir, record)
-    handle, temporary = tempfile.mkstemp(dir=out_dir, prefix=".partial-", suffix=".json")
+    handle, temporary = tempfile.mkstemp(dir=out_dir, prefix=PARTIAL_PREFIX, suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
             json.dump(record, stream, indent=1, sort_keys=True)
@@ -67,37 +80,84 @@ def write_record(out_dir: Path, record: Record) -> Path:
     return path
 
 
-def read_record(path: Path) -> Record:
-    """One record; a corrupt file fails with its name and line."""
-    try:
-        record = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as error:
-        raise DataFormatError(
-            path, error.lineno, f"not a valid result record: {error.msg}"
-        ) from error
-    if not isinstance(record, dict) or "schema_version" not in record:
-        raise DataFormatError(path, None, "not a result record (no schema_version)")
-    if record["schema_version"] > SCHEMA_VERSION:
-        raise DataFormatError(
-            path,
-            None,
-            f"schema_version {record['schema_version']} is newer than this "
-            f"fewshot-bench understands ({SCHEMA_VERSION}); upgrade fewshot-bench",
-        )
+def _from_v0(record: Record) -> Record:
+    """Version 0 -> 1: add the fields that version 1 introduced: the task family (from the task
+    registry; "custom" for unknown tasks), the protocol (fixed episodes have no `n_query`), the
+    domains (none) and `classes_available` (not recorded in version 0: `n_way` is its lower
+    bound)."""
+    from benchmark.registry import TASKS
+
+    family = TASKS.get(record["task"]).card.family if record["task"] in TASKS else "custom"
+    return {
+        "family": family,
+        "protocol": "fixed" if record.get("n_query") is None else "sampled",
+        "source_domain": None,
+        "target_domain": None,
+        "classes_available": record["n_way"],
+        **record,
+        "schema_version": 1,
+    }
+
+
+MIGRATIONS: dict[int, Callable[[Record], Record]] = {0: _from_v0}  # version -> one version up
+
+
+def migrate(record: Record) -> Record:
+    """`record` brought up to SCHEMA_VERSION, one migration at a time (a new dict)."""
+    while record["schema_version"] < SCHEMA_VERSION:
+        record = MIGRATIONS[record["schema_version"]](record)
     return record
 
 
+def read_record(path: Path) -> Record:
+    """One record, migrated to the current schema; a corrupt file fails with its name and line,
+    a record of a newer schema is refused."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise CorruptRecordError(
+            path, error.lineno, f"not a valid result record: {error.msg}; {ADVICE}"
+        ) from error
+    except UnicodeDecodeError as error:
+        raise CorruptRecordError(
+            path, None, f"not a valid result record: {error}; {ADVICE}"
+        ) from error
+    version = record.get("schema_version") if isinstance(record, dict) else None
+    if not isinstance(version, int) or version < 0:
+        raise CorruptRecordError(path, None, f"not a result record (no schema_version); {ADVICE}")
+    if version > SCHEMA_VERSION:
+        raise DataFormatError(
+            path,
+            None,
+            f"schema_version {version} is newer than this fewshot-bench understands "
+            f"({SCHEMA_VERSION}); upgrade fewshot-bench",
+        )
+    return migrate(record)
+
+
 def load_records(out_dir: Path) -> list[Record]:
-    """Every record under `out_dir`, in file-name order."""
+    """Every record under `out_dir`, in file-name order (temporary files left out)."""
     if not out_dir.is_dir():
         raise DataFormatError(out_dir, None, "no such results directory")
-    return [read_record(path) for path in sorted(out_dir.glob("*.json"))]
+    return [read_record(path) for path in record_files(out_dir)]
 
 
-def finished_record(out_dir: Path, identity: Record) -> Record | None:
-    """The stored successful record of this cell, if there is one."""
-    path = record_path(out_dir, {**identity, "key": cell_key(identity)})
+def record_files(out_dir: Path) -> list[Path]:
+    """The record files of a store, sorted by name."""
+    return sorted(p for p in out_dir.glob("*.json") if not p.name.startswith("."))
+
+
+def stored_record(out_dir: Path, identity: Record) -> Record | None:
+    """The stored record (finished or failed) of this cell, or None.
+
+    A corrupt file, or one holding another cell's record, raises CorruptRecordError naming it:
+    resuming never overwrites a file that it cannot read.
+    """
+    key = cell_key(identity)
+    path = record_path(out_dir, {**identity, "key": key})
     if not path.is_file():
         return None
     record = read_record(path)
-    return record if record.get("status") == "ok" else None
+    if record.get("key") != key or record.get("status") not in ("ok", "failed"):
+        raise CorruptRecordError(path, None, f"does not hold this cell's record; {ADVICE}")
+    return record

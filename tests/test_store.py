@@ -14,7 +14,7 @@ from benchmark.methods import MethodEntry
 from benchmark.registry import METHODS
 from benchmark.runner import RunOptions, Sweep, run_sweep
 from benchmark.stats import mean_ci
-from benchmark.store import load_records
+from benchmark.store import CorruptRecordError, load_records, read_record
 from benchmark.types import EpisodeSpec
 
 SCHEMA = json.loads(
@@ -105,9 +105,14 @@ def test_a_failing_cell_is_stored_and_the_sweep_goes_on(tmp_path, monkeypatch):
     assert all("Traceback" in r["error"] for r in failed)
     for record in failed:
         jsonschema.validate(record, SCHEMA)
-    # A failed cell is retried on the next run; finished ones are not.
-    retry = run_sweep(small_sweep(methods=("exploding", "protonet")), options(tmp_path))
-    assert (retry.ran, retry.reused) == (2, 2)
+    # A failed cell is kept on the next run; --retry-failed reruns it, finished ones are reused.
+    kept = run_sweep(small_sweep(methods=("exploding", "protonet")), options(tmp_path))
+    assert (kept.ran, kept.reused, kept.kept_failed) == (0, 2, 2)
+    assert [r["error"] for r in kept.records] == [r["error"] for r in result.records]
+    retry = run_sweep(
+        small_sweep(methods=("exploding", "protonet")), options(tmp_path, retry_failed=True)
+    )
+    assert (retry.ran, retry.reused, retry.failed, retry.kept_failed) == (2, 2, 2, 0)
 
 
 def test_corrupt_record_names_the_file_and_line(tmp_path):
@@ -119,7 +124,58 @@ def test_corrupt_record_names_the_file_and_line(tmp_path):
         load_records(tmp_path)
 
 
+def test_resuming_over_a_corrupt_record_fails_naming_it_and_never_overwrites_it(tmp_path):
+    run_sweep(small_sweep(methods=("random",)), options(tmp_path))
+    (tmp_path / ".partial-killed.tmp").write_text('{"schema_version": 1, "ke')  # a killed write
+    assert len(load_records(tmp_path)) == 2
+    victim = sorted(tmp_path.glob("*.json"))[0]
+    truncated = victim.read_bytes()[:100]
+    victim.write_bytes(truncated)
+    for force in (False, True):
+        with pytest.raises(CorruptRecordError, match=rf"{victim.name}:\d+: .*move or delete"):
+            run_sweep(small_sweep(methods=("random",)), options(tmp_path, force=force))
+    assert victim.read_bytes() == truncated
+    victim.write_text(json.dumps({"schema_version": 1, "key": "0" * 64, "status": "ok"}))
+    with pytest.raises(CorruptRecordError, match=rf"{victim.name}: does not hold this cell"):
+        run_sweep(small_sweep(methods=("random",)), options(tmp_path))
+
+
 def test_newer_schema_is_refused(tmp_path):
     (tmp_path / "x.json").write_text(json.dumps({"schema_version": 99}))
     with pytest.raises(DataFormatError, match="schema_version 99 is newer"):
         load_records(tmp_path)
+
+
+def test_newer_schema_record_of_a_cell_stops_a_resumed_run(tmp_path):
+    run_sweep(small_sweep(methods=("random",)), options(tmp_path))
+    victim = sorted(tmp_path.glob("*.json"))[0]
+    victim.write_text(json.dumps({**json.loads(victim.read_text()), "schema_version": 2}))
+    with pytest.raises(DataFormatError, match=rf"{victim.name}: schema_version 2 is newer"):
+        run_sweep(small_sweep(methods=("random",)), options(tmp_path))
+
+
+V0_MISSING = ("family", "protocol", "source_domain", "target_domain", "classes_available")
+
+
+def test_version_0_record_is_migrated_in_memory_and_its_cell_reused(tmp_path):
+    first = run_sweep(small_sweep(methods=("random",)), options(tmp_path))
+    victim = sorted(tmp_path.glob("*.json"))[0]
+    current = json.loads(victim.read_text())
+    assert (current["family"], current["protocol"], current["classes_available"]) == (
+        "intent",
+        "sampled",
+        50,
+    )
+    old_text = json.dumps(
+        {**{k: current[k] for k in current if k not in V0_MISSING}, "schema_version": 0}
+    )
+    victim.write_text(old_text)
+    migrated = read_record(victim)
+    # classes_available was not recorded in version 0: n_way is its lower bound.
+    assert migrated == {**current, "classes_available": 5}
+    jsonschema.validate(migrated, SCHEMA)
+    resumed = run_sweep(small_sweep(methods=("random",)), options(tmp_path))
+    assert (resumed.ran, resumed.reused) == (0, 2)
+    assert migrated in resumed.records
+    assert [r["key"] for r in resumed.records] == [r["key"] for r in first.records]
+    assert victim.read_text() == old_text  # migrated on reading only
