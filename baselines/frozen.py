@@ -82,7 +82,7 @@ class PrototypicalNetwork:
         def predict(x: torch.Tensor, batch: EpisodeIndex) -> torch.Tensor:
             return similarity(gather(x, batch.query), prototypes(x, batch), distance).argmax(-1)
 
-        return score_batched(episodes, self.context.embed, predict)
+        return score_batched(episodes, self.context, predict)
 
 
 def prototypes(embeddings: torch.Tensor, batch: EpisodeIndex) -> torch.Tensor:
@@ -122,7 +122,7 @@ class NearestNeighbour:
             best = similarity(gather(x, batch.query), gather(x, batch.support), distance).argmax(-1)
             return batch.support_labels.gather(1, best)
 
-        return score_batched(episodes, self.context.embed, predict)
+        return score_batched(episodes, self.context, predict)
 
 
 METHODS.add(

@@ -101,7 +101,7 @@ class KNearestNeighbours:
             scores = similarity(gather(x, batch.query), gather(x, batch.support), config.distance)
             return knn_vote_batched(scores, batch.support_labels, config.k, batch.n_way)
 
-        return score_batched(episodes, self.context.embed, predict)
+        return score_batched(episodes, self.context, predict)
 
 
 @dataclass(frozen=True)

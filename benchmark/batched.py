@@ -10,13 +10,14 @@ iteration per episode. Methods offer this through an optional `score_batch(episo
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
 
 import numpy as np
 import torch
 
+from benchmark.encoders import CachedEncoder
 from benchmark.methods import Method, MethodContext, resolve_method
 from benchmark.metrics import score_episode
 from benchmark.sampling import method_rng
@@ -74,9 +75,10 @@ def episode_shape(episode: Episode) -> EpisodeShape:
 
 
 def index_episodes(
-    episodes: Sequence[Episode], rows: Mapping[str, int], device: str | torch.device = "cpu"
+    episodes: Sequence[Episode], rows: Sequence[int], device: str | torch.device = "cpu"
 ) -> EpisodeIndex:
-    """Index tensors of same-shape classification episodes; `rows` maps texts to matrix rows.
+    """Index tensors of same-shape classification episodes; `rows` are the embedding-matrix rows
+    of every support item, episode by episode, then of every query item.
 
     Labels get one id per name in sorted order across the batch; an episode's label index is
     the rank of a label id among the ids its support set holds (sorted names, as `label_index`).
@@ -88,11 +90,9 @@ def index_episodes(
     ids = {name: i for i, name in enumerate(names)}
     absent = len(names)  # the id of query labels no support set holds
 
-    def tensor(values: list[int]) -> torch.Tensor:
+    def tensor(values: Sequence[int]) -> torch.Tensor:
         return torch.tensor(values, dtype=torch.long, device=device).reshape(b, -1)
 
-    support_rows = tensor([rows[item.text] for item in support])  # type: ignore[union-attr]
-    query_rows = tensor([rows[item.text] for item in query])  # type: ignore[union-attr]
     support_ids = tensor([ids[item.label] for item in support])  # type: ignore[union-attr]
     query_ids = tensor([ids.get(item.label, absent) for item in query])  # type: ignore[union-attr]
     present = torch.zeros(b, absent + 1, dtype=torch.bool, device=device)
@@ -100,24 +100,43 @@ def index_episodes(
     rank = present.cumsum(1) - 1
     query_labels = torch.where(present.gather(1, query_ids), rank.gather(1, query_ids), -1)
     return EpisodeIndex(
-        support_rows,
+        tensor(rows[: len(support)]),
         rank.gather(1, support_ids),
-        query_rows,
+        tensor(rows[len(support) :]),
         query_labels,
         n_way=int(present[0].sum()),
     )
 
 
+def embedding_rows(
+    context: MethodContext, texts: Sequence[str]
+) -> tuple[torch.Tensor, Sequence[int]]:
+    """A matrix holding the embeddings of `texts` and each text's row in it.
+
+    On CPU with a cached encoder that is the cache's own matrix (no copy, one look-up per
+    text); otherwise the embeddings of the unique texts.
+    """
+    encoder = context.encoder
+    if isinstance(encoder, CachedEncoder) and torch.device(context.device).type == "cpu":
+        rows = encoder.rows_of(texts)
+        return torch.from_numpy(encoder.matrix), rows
+    unique = dict.fromkeys(texts)
+    for row, text in enumerate(unique):
+        unique[text] = row
+    return context.embed(list(unique)), [unique[t] for t in texts]  # type: ignore[misc]
+
+
 def score_batched(
     episodes: Sequence[Episode],
-    embed: Callable[[Sequence[str]], torch.Tensor],
+    context: MethodContext,
     predict: BatchPredict,
     fallback: Method | None = None,
     batchable: Callable[[EpisodeShape], bool] | None = None,
+    chunk_bytes: int = GATHER_BYTES,
 ) -> list[float]:
     """Accuracy of each classification episode, in order, episodes of one shape at a time.
 
-    Each group is cut so its gathered embeddings stay under `GATHER_BYTES`; groups that
+    Each group is cut so its gathered embeddings stay under `chunk_bytes`; groups that
     `batchable` rejects are scored one by one with `fallback`'s `fit`/`predict`.
     """
     groups: dict[EpisodeShape, list[int]] = {}
@@ -131,16 +150,14 @@ def score_batched(
             for i in members:
                 scores[i] = _score_one(fallback, episodes[i])  # type: ignore[arg-type]
             continue
-        dim = embed([episodes[members[0]].support[0].text]).shape[-1]  # type: ignore[union-attr]
-        step = max(1, GATHER_BYTES // ((shape.support + shape.query) * dim * 4))
+        dim = context.encoder.dim  # type: ignore[union-attr]
+        step = max(1, chunk_bytes // ((shape.support + shape.query) * dim * 4))
         for start in range(0, len(members), step):
             part = members[start : start + step]
             chosen = [episodes[i] for i in part]
-            rows = dict.fromkeys(item.text for e in chosen for item in e.support)  # type: ignore[union-attr]
-            rows.update(dict.fromkeys(item.text for e in chosen for item in e.query))  # type: ignore[union-attr]
-            for row, text in enumerate(rows):
-                rows[text] = row
-            embeddings = embed(list(rows))
+            texts = [item.text for e in chosen for item in e.support]  # type: ignore[union-attr]
+            texts += [item.text for e in chosen for item in e.query]  # type: ignore[union-attr]
+            embeddings, rows = embedding_rows(context, texts)
             batch = index_episodes(chosen, rows, embeddings.device)
             correct = (predict(embeddings, batch) == batch.query_labels).sum(-1).tolist()
             for i, right in zip(part, correct, strict=True):

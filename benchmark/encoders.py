@@ -377,6 +377,19 @@ class CachedEncoder:
             self._matrix = np.concatenate([self._matrix, np.stack(vectors).astype(np.float32)])
         return self._matrix[[self._rows[t] for t in texts]]
 
+    @property
+    def matrix(self) -> np.ndarray:
+        """Every text's embedding seen so far, one row each (see `rows_of`)."""
+        return self._matrix
+
+    def rows_of(self, texts: Sequence[str]) -> list[int]:
+        """The rows of `texts` in `matrix`, encoding (or reading) those never seen before."""
+        rows = self._rows
+        missing = [t for t in texts if t not in rows]
+        if missing:
+            self.encode(missing)
+        return [rows[t] for t in texts]
+
     def encode_tokens(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Word vectors of `sentences`; only sentences never seen before reach the store or
         encoder."""
