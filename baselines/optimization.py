@@ -361,30 +361,39 @@ class EpisodeBatch:
 
 @dataclass(frozen=True)
 class LowRank:
-    """A linear layer after SGD steps on a support set: its initial `weight` and `bias` and, per
-    step, the layer's `inputs` a and learning rate times output gradients d on the support
-    examples; the step subtracted d^T a from the weight and d^T 1 from the bias."""
+    """A linear layer after SGD steps on a support set: its initial `weight` and `bias` and, for
+    all steps so far, the layer's `inputs` a (stacked over the steps' support examples) and the
+    learning rate times output gradients d; the steps subtracted d^T a from the weight and d^T 1
+    from the bias."""
 
     weight: torch.Tensor
     bias: torch.Tensor
-    steps: tuple[tuple[torch.Tensor, torch.Tensor], ...] = ()
+    inputs: torch.Tensor | None = None
+    deltas: torch.Tensor | None = None
 
     def __call__(self, x: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
         """The layer's output for `x`, given its output under the initial weights (`start`)."""
         out = x @ self.weight.T + self.bias if start is None else start
-        for inputs, deltas in self.steps:
-            out = out - (x @ inputs.T + 1) @ deltas
-        return out
+        if self.inputs is None:
+            return out
+        return out - (x @ self.inputs.T + 1) @ self.deltas
 
     def input_gradient(self, grad_out: torch.Tensor) -> torch.Tensor:
         """The gradient with respect to the layer's input, given the one of its output."""
         out = grad_out @ self.weight
-        for inputs, deltas in self.steps:
-            out = out - (grad_out @ deltas.T) @ inputs
-        return out
+        if self.inputs is None:
+            return out
+        return out - (grad_out @ self.deltas.T) @ self.inputs  # type: ignore[union-attr]
 
     def step(self, inputs: torch.Tensor, deltas: torch.Tensor) -> LowRank:
-        return LowRank(self.weight, self.bias, (*self.steps, (inputs, deltas)))
+        if self.inputs is None:
+            return LowRank(self.weight, self.bias, inputs, deltas)
+        return LowRank(
+            self.weight,
+            self.bias,
+            torch.cat([self.inputs, inputs]),
+            torch.cat([self.deltas, deltas]),  # type: ignore[list-item]
+        )
 
 
 def adapter_logits(
