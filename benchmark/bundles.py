@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -212,21 +211,6 @@ def read_json(path: Path) -> Any:
         raise RefusedError(path, ["no such file"]) from None
     except json.JSONDecodeError as error:
         raise RefusedError(path, [f"line {error.lineno}: not valid JSON: {error.msg}"]) from None
-
-
-def write_json(path: Path, document: Any) -> None:
-    """Write `document` so that a reader sees the whole file or none of it."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=".partial-", suffix=".json")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(document, stream, indent=1, sort_keys=True)
-            stream.write("\n")
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def validate(document: Any, schema: str, path: Path, entries: str) -> None:

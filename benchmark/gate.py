@@ -31,10 +31,9 @@ from benchmark.bundles import (
     read_json,
     run_records,
     validate,
-    write_json,
 )
 from benchmark.stats import mean_ci, paired_test
-from benchmark.store import Record, load_records, spec_label
+from benchmark.store import Record, load_records, spec_label, write_json_atomically
 
 BASELINE_VERSION = 1
 DEFAULT_BASELINE = "results/baselines/ci.json"
@@ -196,7 +195,7 @@ def check(args: argparse.Namespace) -> int:
     if baseline is None:
         document = baseline_document(run.suite.name, list(ours.values()))
         validate(document, "baseline.schema.json", baseline_path, "cells")
-        write_json(baseline_path, document)
+        write_json_atomically(baseline_path, document)
         print(f"wrote {baseline_path}: {len(ours)} cells of suite {run.suite.name}")
         return 0
     verdicts = compare(ours, baseline, args.margin, args.alpha)

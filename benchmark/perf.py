@@ -4,7 +4,6 @@ record."""
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from collections.abc import Callable
@@ -18,7 +17,7 @@ from benchmark.encoders import CachedEncoder, EncoderOptions, build_encoder, syn
 from benchmark.errors import BenchmarkError
 from benchmark.methods import MethodContext
 from benchmark.registry import TASKS
-from benchmark.store import load_records
+from benchmark.store import load_records, write_json_atomically
 from benchmark.types import EpisodeSpec
 
 
@@ -162,11 +161,8 @@ def perf_record(measurements: list[Measurement], device: str, threads: int) -> d
 
 def write_record(record: dict[str, Any], out: Path) -> Path:
     """Write the perf record atomically as `out/perf.json`."""
-    out.mkdir(parents=True, exist_ok=True)
     path = out / "perf.json"
-    partial = path.with_suffix(".json.partial")
-    partial.write_text(json.dumps(record, indent=2))
-    partial.replace(path)
+    write_json_atomically(path, record)
     return path
 
 

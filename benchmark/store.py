@@ -57,26 +57,32 @@ def record_path(out_dir: Path, record: Record) -> Path:
     return out_dir / f"{record['task']}__{method}__{spec_label(record)}__{record['key'][:16]}.json"
 
 
-def write_record(out_dir: Path, record: Record) -> Path:
-    """Write `record` so that a reader sees the whole file or none of it.
+def write_json_atomically(path: Path, document: Any) -> None:
+    """Write `document` as JSON so that a reader sees the whole file or none of it.
 
-    The record goes to a hidden temporary file that `os.replace` then renames: a process killed
-    while writing leaves at most a `.partial-*.tmp` file, which readers ignore; two processes
-    writing the same cell leave one of their two complete records.
+    It goes to a hidden temporary file in the same folder that `os.replace` then renames: a
+    process killed while writing leaves at most a `.partial-*.tmp` file, which no `*.json` glob
+    reads; two processes writing the same path leave one of their two complete documents.
     """
-    out_dir.mkdir(parents=True, exist_ok=True)
-    path = record_path(out_dir, record)
-    handle, temporary = tempfile.mkstemp(dir=out_dir, prefix=PARTIAL_PREFIX, suffix=".tmp")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=PARTIAL_PREFIX, suffix=".tmp")
     try:
         with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            json.dump(record, stream, indent=1, sort_keys=True)
+            json.dump(document, stream, indent=1, sort_keys=True)
             stream.write("\n")
             stream.flush()
             os.fsync(stream.fileno())
+        os.chmod(temporary, 0o644)
         os.replace(temporary, path)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def write_record(out_dir: Path, record: Record) -> Path:
+    """Write `record` to its file in `out_dir` atomically (`write_json_atomically`)."""
+    path = record_path(out_dir, record)
+    write_json_atomically(path, record)
     return path
 
 

@@ -25,14 +25,13 @@ from benchmark.bundles import (
     run_records,
     slot_id,
     validate,
-    write_json,
 )
 from benchmark.environment import git_commit, package_versions
 from benchmark.errors import BenchmarkError
 from benchmark.methods import resolve_method
 from benchmark.report import results_table
 from benchmark.stats import mean_ci, paired_test
-from benchmark.store import Record, spec_label
+from benchmark.store import Record, spec_label, write_json_atomically
 
 BUNDLE_VERSION = 1
 SUBMIT_HINT = "rerun `fewshot-bench submit` with this version of fewshot-bench"
@@ -89,7 +88,7 @@ def submit(args: argparse.Namespace) -> int:
     out = Path(args.out)
     document = bundle_document(args.method, run, records)
     validate(document, "bundle.schema.json", out, "records")
-    write_json(out, document)
+    write_json_atomically(out, document)
     print(f"\nwrote {out}: {len(records)} cells of suite {run.suite.name} for {args.method}")
     return 0
 

@@ -14,7 +14,7 @@ from benchmark.methods import MethodEntry
 from benchmark.registry import METHODS
 from benchmark.runner import RunOptions, Sweep, run_sweep
 from benchmark.stats import mean_ci
-from benchmark.store import CorruptRecordError, load_records, read_record
+from benchmark.store import CorruptRecordError, load_records, read_record, write_json_atomically
 from benchmark.types import EpisodeSpec
 
 SCHEMA = json.loads(
@@ -179,3 +179,13 @@ def test_version_0_record_is_migrated_in_memory_and_its_cell_reused(tmp_path):
     assert migrated in resumed.records
     assert [r["key"] for r in resumed.records] == [r["key"] for r in first.records]
     assert victim.read_text() == old_text  # migrated on reading only
+
+
+def test_an_interrupted_json_write_leaves_nothing_a_json_glob_reads(tmp_path):
+    path = tmp_path / "bundles" / "mine.json"
+    write_json_atomically(path, {"a": 1})
+    with pytest.raises(TypeError):
+        write_json_atomically(path, {"a": object()})  # fails halfway through the dump
+    assert json.loads(path.read_text()) == {"a": 1}
+    assert [p.name for p in path.parent.glob("*.json")] == ["mine.json"]
+    assert not list(path.parent.glob(".partial-*"))
