@@ -39,24 +39,14 @@ BASELINE_VERSION = 1
 DEFAULT_BASELINE = "results/baselines/ci.json"
 DEFAULT_MARGIN = 1.0  # points
 DEFAULT_ALPHA = 0.05
+# What a baseline keeps of each record: what identifies the cell, and its scores.
 CELL_FIELDS = (
     "task",
-    "task_version",
-    "class_split",
-    "eval_split",
-    "data_sha256",
     "method",
-    "method_config",
-    "encoder",
+    *METHOD_FIELDS,
     "encoder_revision",
-    "n_way",
-    "k_shot",
-    "n_query",
-    "seeds",
-    "episodes_per_seed",
-    "sampler_version",
+    *EPISODE_FIELDS,
     "metric",
-    "episodes_fingerprint",
     "mean",
     "per_episode",
 )
