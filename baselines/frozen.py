@@ -9,7 +9,7 @@ from typing import Literal
 
 import torch
 
-from benchmark.batched import EpisodeIndex, gather, score_batched
+from benchmark.batched import EpisodeBatch, score_batched
 from benchmark.methods import MethodContext, MethodEntry, label_index
 from benchmark.registry import METHODS
 from benchmark.types import Episode, Example
@@ -79,20 +79,21 @@ class PrototypicalNetwork:
         """Accuracy of each episode, scored together; the same predictions as `fit`."""
         distance = self.config.distance
 
-        def predict(x: torch.Tensor, batch: EpisodeIndex) -> torch.Tensor:
-            return similarity(gather(x, batch.query), prototypes(x, batch), distance).argmax(-1)
+        def predict(batch: EpisodeBatch) -> torch.Tensor:
+            return similarity(batch.query, prototypes(batch), distance).argmax(-1)
 
         return score_batched(episodes, self.context, predict)
 
 
-def prototypes(embeddings: torch.Tensor, batch: EpisodeIndex) -> torch.Tensor:
+def prototypes(batch: EpisodeBatch) -> torch.Tensor:
     """(b, n_way, dim) support means, summed in support order as `PrototypicalNetwork.fit` does."""
-    b, n = batch.support.shape[0], batch.n_way
-    index = (batch.support_labels + n * torch.arange(b, device=embeddings.device)[:, None]).ravel()
-    sums = torch.zeros(b * n, embeddings.shape[1], device=embeddings.device)
-    sums.index_add_(0, index, gather(embeddings, batch.support.ravel()))
+    (b, s, dim), n = batch.support.shape, batch.n_way
+    offsets = n * torch.arange(b, device=batch.support.device).unsqueeze(1)
+    index = (batch.support_labels + offsets).ravel()
+    sums = batch.support.new_zeros(b * n, dim)
+    sums.index_add_(0, index, batch.support.reshape(b * s, dim))
     sums /= torch.bincount(index, minlength=b * n).unsqueeze(1)
-    return sums.reshape(b, n, -1)
+    return sums.reshape(b, n, dim)
 
 
 @dataclass(frozen=True)
@@ -118,8 +119,8 @@ class NearestNeighbour:
         """Accuracy of each episode, scored together; the same predictions as `fit`."""
         distance = self.config.distance
 
-        def predict(x: torch.Tensor, batch: EpisodeIndex) -> torch.Tensor:
-            best = similarity(gather(x, batch.query), gather(x, batch.support), distance).argmax(-1)
+        def predict(batch: EpisodeBatch) -> torch.Tensor:
+            best = similarity(batch.query, batch.support, distance).argmax(-1)
             return batch.support_labels.gather(1, best)
 
         return score_batched(episodes, self.context, predict)

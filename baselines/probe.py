@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmark.batched import GATHER_BYTES, EpisodeIndex, EpisodeShape, gather, score_batched
+from benchmark.batched import GATHER_BYTES, EpisodeBatch, EpisodeShape, score_batched
 from benchmark.methods import MethodContext, MethodEntry, label_index
 from benchmark.registry import METHODS
 from benchmark.types import Episode, Example
@@ -95,11 +95,11 @@ class LogisticRegression:
         `MAX_BATCHED_SUPPORT` support examples; larger episodes go through `fit` one by one)."""
         c = self.config.c
 
-        def predict(x: torch.Tensor, batch: EpisodeIndex) -> torch.Tensor:
+        def predict(batch: EpisodeBatch) -> torch.Tensor:
             weight, bias = fit_logistic_regression_batched(
-                gather(x, batch.support), batch.support_labels, batch.n_way, c
+                batch.support, batch.support_labels, batch.n_way, c
             )
-            return (gather(x, batch.query) @ weight.mT + bias.unsqueeze(1)).argmax(-1)
+            return (batch.query @ weight.mT + bias.unsqueeze(1)).argmax(-1)
 
         def batchable(shape: EpisodeShape) -> bool:
             return shape.support <= MAX_BATCHED_SUPPORT

@@ -19,7 +19,7 @@ from torch import nn
 
 from baselines.frozen import Distance, similarity
 from baselines.probe import LinearPredictor, fit_logistic_regression
-from benchmark.batched import EpisodeIndex, gather, score_batched
+from benchmark.batched import EpisodeBatch, score_batched
 from benchmark.encoders import CachedEncoder, TransformerEncoder
 from benchmark.errors import BenchmarkError
 from benchmark.features import TrainableTransformer
@@ -97,8 +97,8 @@ class KNearestNeighbours:
         """Accuracy of each episode, scored together; the same predictions as `fit`."""
         config = self.config
 
-        def predict(x: torch.Tensor, batch: EpisodeIndex) -> torch.Tensor:
-            scores = similarity(gather(x, batch.query), gather(x, batch.support), config.distance)
+        def predict(batch: EpisodeBatch) -> torch.Tensor:
+            scores = similarity(batch.query, batch.support, config.distance)
             return knn_vote_batched(scores, batch.support_labels, config.k, batch.n_way)
 
         return score_batched(episodes, self.context, predict)

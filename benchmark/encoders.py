@@ -365,6 +365,7 @@ class CachedEncoder:
         self._rows: dict[str, int] = {}
         self._matrix = np.zeros((0, inner.dim), dtype=np.float32)
         self._tokens: dict[tuple[str, ...], np.ndarray] = {}
+        self._table_rows: dict[int, tuple[tuple[str, ...], np.ndarray]] = {}
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         """Embeddings of `texts`; only texts never seen before reach the store or encoder."""
@@ -389,6 +390,26 @@ class CachedEncoder:
         if missing:
             self.encode(missing)
         return [rows[t] for t in texts]
+
+    def rows_at(self, texts: tuple[str, ...], positions: np.ndarray) -> np.ndarray:
+        """The rows in `matrix` of `texts[p]` for each `p` in `positions` (any shape), encoding
+        (or reading) the texts never seen before.
+
+        `texts` is a table reused across calls (a pool's texts): the row of each of its texts
+        is remembered, and only texts at `positions` are ever encoded.
+        """
+        known = self._table_rows.get(id(texts))
+        if known is None or known[0] is not texts:
+            rows = self._rows
+            known = (texts, np.array([rows.get(t, -1) for t in texts], dtype=np.int64))
+            self._table_rows[id(texts)] = known
+        table_rows = known[1]
+        found = table_rows[positions]
+        if (found < 0).any():
+            new = np.unique(positions[found < 0])
+            table_rows[new] = self.rows_of([texts[p] for p in new.tolist()])
+            found = table_rows[positions]
+        return found
 
     def encode_tokens(self, sentences: Sequence[Sequence[str]]) -> list[np.ndarray]:
         """Word vectors of `sentences`; only sentences never seen before reach the store or

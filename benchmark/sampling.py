@@ -15,9 +15,22 @@ import random
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from operator import itemgetter
+
+import numpy as np
 
 from benchmark.errors import SpecError
-from benchmark.types import Episode, EpisodeSpec, Example, Item, Kind, TaggedSentence
+from benchmark.types import (
+    Episode,
+    EpisodeSpec,
+    Example,
+    Item,
+    ItemTable,
+    Kind,
+    Located,
+    TaggedSentence,
+    located_episode,
+)
 
 # Bump whenever the same (pool, spec, seed, index) would give another episode or fingerprint.
 # 2: fingerprint fields JSON-encoded (tabs and newlines in texts can no longer collide); NER
@@ -79,10 +92,63 @@ def item_line(part: str, item: Item) -> bytes:
     return (json.dumps(_item_fields(part, item)) + "\n").encode()
 
 
-def pool_lines(pool: Pool, part: str) -> dict[str, tuple[bytes, ...]]:
-    """Every pool member's `item_line` as a `part` item, by label and position: pools compute
-    them once, as items recur across episodes."""
-    return {label: tuple(item_line(part, e) for e in members) for label, members in pool.items()}
+@dataclass(frozen=True, eq=False)
+class FlatPool:
+    """The examples of one or more pools (sharing label names) in one flat order, pool after
+    pool, with each one's fingerprint lines: episodes are assembled from integer positions with
+    C-level gathers, and point into `table` (`Episode.located`)."""
+
+    table: ItemTable
+    starts: tuple[dict[str, int], ...]  # per pool, where each label's members begin
+    items: tuple[Example, ...]
+    support_lines: tuple[bytes, ...]  # each item's `item_line` as a support item
+    query_lines: tuple[bytes, ...]
+
+    @classmethod
+    def of(cls, *pools: Pool) -> FlatPool:
+        names = sorted({label for pool in pools for label in pool})
+        ids = {name: i for i, name in enumerate(names)}
+        items: list[Example] = []
+        label_ids: list[int] = []
+        starts = []
+        for pool in pools:
+            start = {}
+            for label, members in pool.items():
+                start[label] = len(items)
+                items.extend(members)
+                label_ids.extend([ids[label]] * len(members))
+            starts.append(start)
+        table = ItemTable(
+            tuple(e.text for e in items), np.array(label_ids, dtype=np.int64), len(names)
+        )
+        return cls(
+            table,
+            tuple(starts),
+            tuple(items),
+            tuple(item_line("support", e) for e in items),
+            tuple(item_line("query", e) for e in items),
+        )
+
+    def episode(
+        self,
+        classes: Sequence[str],
+        support_at: Sequence[int],
+        query_at: Sequence[int],
+        seed: int,
+        index: int,
+    ) -> Episode:
+        """The episode of the items at `support_at` and `query_at`."""
+        lines = (*_pick(self.support_lines, support_at), *_pick(self.query_lines, query_at))
+        support, query = _pick(self.items, support_at), _pick(self.items, query_at)
+        episode = make_episode(classes, support, query, seed, index, lines)
+        return located_episode(episode, Located(self.table, (*support_at, *query_at)))
+
+
+def _pick(values: tuple, at: Sequence[int]) -> tuple:
+    """`tuple(values[i] for i in at)`, by one C-level `itemgetter` call."""
+    if len(at) < 2:
+        return tuple(values[i] for i in at)
+    return itemgetter(*at)(values)
 
 
 def make_episode(
@@ -197,28 +263,25 @@ class ClassPool:
         return sorted(self.by_label)
 
     @functools.cached_property
-    def _lines(self) -> tuple[dict[str, tuple[bytes, ...]], dict[str, tuple[bytes, ...]]]:
-        return pool_lines(self.by_label, "support"), pool_lines(self.by_label, "query")
+    def _flat(self) -> FlatPool:
+        return FlatPool.of(self.by_label)
 
     def episode(self, spec: EpisodeSpec, seed: int, index: int) -> Episode:
         """Episode `index` of `seed`: N classes, K support and Q query examples per class."""
         rng = episode_rng(seed, index)
         labels = self._sorted_labels
         classes = [labels[i] for i in choose(rng, len(labels), spec.n_way)]
-        support: list[Example] = []
-        query: list[Example] = []
-        support_lines: list[bytes] = []
-        query_lines: list[bytes] = []
-        as_support, as_query = self._lines
-        k = spec.k_shot
+        flat = self._flat
+        (starts,) = flat.starts
+        k, drawn = spec.k_shot, spec.k_shot + spec.n_query
+        support_at: list[int] = []
+        query_at: list[int] = []
         for label in classes:
-            members = self.by_label[label]
-            picked = choose(rng, len(members), k + spec.n_query)
-            support.extend([members[i] for i in picked[:k]])
-            query.extend([members[i] for i in picked[k:]])
-            support_lines.extend([as_support[label][i] for i in picked[:k]])
-            query_lines.extend([as_query[label][i] for i in picked[k:]])
-        return make_episode(classes, support, query, seed, index, support_lines + query_lines)
+            start = starts[label]
+            at = [start + i for i in choose(rng, len(self.by_label[label]), drawn)]
+            support_at += at[:k]
+            query_at += at[k:]
+        return flat.episode(classes, support_at, query_at, seed, index)
 
     def episodes(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> list[Episode]:
         return [self.episode(spec, seed, i) for seed in seeds for i in range(count)]
@@ -277,27 +340,24 @@ class SplitPool:
         ), dropped
 
     @functools.cached_property
-    def _lines(self) -> tuple[dict[str, tuple[bytes, ...]], dict[str, tuple[bytes, ...]]]:
-        return pool_lines(self.support, "support"), pool_lines(self.query, "query")
+    def _flat(self) -> FlatPool:
+        return FlatPool.of(self.support, self.query)
 
     def episode(self, spec: EpisodeSpec, seed: int, index: int) -> Episode:
         """Episode `index` of `seed`: K support per class from one set, Q queries from the other."""
         rng = episode_rng(seed, index)
         labels = sorted(self.support)
         classes = [labels[i] for i in choose(rng, len(labels), spec.n_way)]
-        support: list[Example] = []
-        query: list[Example] = []
-        support_lines: list[bytes] = []
-        query_lines: list[bytes] = []
-        as_support, as_query = self._lines
+        flat = self._flat
+        support_starts, query_starts = flat.starts
+        support_at: list[int] = []
+        query_at: list[int] = []
         for label in classes:
-            picked = choose(rng, len(self.support[label]), spec.k_shot)
-            support.extend(self.support[label][i] for i in picked)
-            support_lines.extend(as_support[label][i] for i in picked)
-            picked = choose(rng, len(self.query[label]), spec.n_query)
-            query.extend(self.query[label][i] for i in picked)
-            query_lines.extend(as_query[label][i] for i in picked)
-        return make_episode(classes, support, query, seed, index, support_lines + query_lines)
+            start = support_starts[label]
+            support_at += [start + i for i in choose(rng, len(self.support[label]), spec.k_shot)]
+            start = query_starts[label]
+            query_at += [start + i for i in choose(rng, len(self.query[label]), spec.n_query)]
+        return flat.episode(classes, support_at, query_at, seed, index)
 
     def episodes(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> list[Episode]:
         return [self.episode(spec, seed, i) for seed in seeds for i in range(count)]

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, Union
 
+import numpy as np
+
 Kind = Literal["classification", "tagging"]
 
 
@@ -59,9 +61,34 @@ class EpisodeSpec:
         return f"{self.n_way}w-{self.k_shot}s-{self.n_query}q"
 
 
+@dataclass(frozen=True, eq=False)
+class ItemTable:
+    """The examples of a pool in one flat order: their texts, and each one's label as an index
+    into the pool's sorted label names. Episodes drawn from the pool point into it by position
+    (`Episode.located`), so vectorised scorers can use integer arrays instead of text look-ups.
+    """
+
+    texts: tuple[str, ...]
+    label_ids: np.ndarray  # (len(texts),) int64
+    n_labels: int
+
+
+@dataclass(frozen=True)
+class Located:
+    """An episode's support items, then its query items, as positions in `table`."""
+
+    table: ItemTable
+    positions: tuple[int, ...]
+
+
 @dataclass(frozen=True)
 class Episode:
-    """One episode. `classes` is the sampled class (or entity type) order."""
+    """One episode. `classes` is the sampled class (or entity type) order.
+
+    `located` is set only by the sampler that drew the episode (see `located_episode`); it is
+    not an `__init__` argument, so `dataclasses.replace` and hand-built episodes never carry a
+    stale one.
+    """
 
     classes: tuple[str, ...]
     support: tuple[Item, ...]
@@ -69,6 +96,13 @@ class Episode:
     fingerprint: str
     index: int = field(default=0)
     seed: int = field(default=0)
+    located: Located | None = field(default=None, init=False, compare=False, repr=False)
+
+
+def located_episode(episode: Episode, located: Located) -> Episode:
+    """`episode`, pointing into the item table it was drawn from."""
+    object.__setattr__(episode, "located", located)
+    return episode
 
 
 class EpisodeSource(Protocol):

@@ -127,6 +127,32 @@ def test_mixed_shapes_and_large_probes_fall_back_to_the_same_scores(context, sou
     assert abs(np.mean(batched) - np.mean(loop)) <= 0.005
 
 
+def test_episodes_without_pool_positions_score_the_same_by_text(context, source):
+    episodes = source.episodes(SPECS[5], (3,), 60)
+    by_text = [dataclasses.replace(e) for e in episodes]
+    assert all(e.located is not None for e in episodes)
+    assert all(e.located is None for e in by_text)
+    for name in ("protonet", "nearest-neighbour", "knn", "logistic-regression"):
+        method = build(name, context)
+        assert method.score_batch(episodes) == method.score_batch(by_text)
+
+
+def test_rows_at_encodes_only_the_texts_at_the_positions_asked_for():
+    inner = HashingBagOfWords(dim=32)
+    encoder = CachedEncoder(inner)
+    encoder.encode(["b"])
+    table = ("a", "b", "c", "d", "e")
+    positions = np.array([[2, 0], [2, 1]])
+    rows = encoder.rows_at(table, positions)
+    assert encoder.misses == 3  # b before, then a and c
+    np.testing.assert_array_equal(
+        encoder.matrix[rows], inner.encode(["c", "a", "c", "b"]).reshape(2, 2, -1)
+    )
+    encoder.encode(["e"])  # learnt after the table's rows were remembered
+    assert encoder.rows_at(table, np.array([4, 0])).tolist() == encoder.rows_of(["e", "a"])
+    assert encoder.misses == 4
+
+
 def test_compare_protonet_reports_identical_scores(context, source):
     comparison = compare_protonet(source, context, count=50)
     assert comparison.identical

@@ -3,6 +3,8 @@ MAML (second order), first-order MAML, ANIL and Meta-SGD, and as `higher` for MA
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
@@ -74,7 +76,7 @@ def test_the_vmapped_meta_batch_has_the_loops_meta_gradients(name, context, epis
 
 def test_episodes_of_different_shapes_take_the_loop(context, episodes):
     model = learner("maml", context)
-    ragged = [*episodes[:2], Episode(**{**vars(episodes[2]), "query": episodes[2].query[:-1]})]
+    ragged = [*episodes[:2], dataclasses.replace(episodes[2], query=episodes[2].query[:-1])]
     assert model.stack(ragged) is None
     looped = torch.stack([model.query_loss(e) for e in ragged]).mean()
     assert torch.equal(model.meta_loss(ragged), looped)

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from benchmark.errors import SpecError
 from benchmark.registry import TASKS
-from benchmark.sampling import ClassPool, choose, episode_rng, fingerprint
+from benchmark.sampling import (
+    ClassPool,
+    SplitPool,
+    choose,
+    episode_rng,
+    fingerprint,
+    group_by_label,
+)
 from benchmark.types import EpisodeSpec, Example
 
 
@@ -55,6 +64,21 @@ def test_invariants_on_clinc_test_split(clinc, spec):
             assert not support_uids & query_uids
             assert len(support_uids) + len(query_uids) == spec.n_way * (spec.k_shot + spec.n_query)
             assert not {e.text for e in episode.support} & {e.text for e in episode.query}
+
+
+def test_sampled_episodes_point_at_their_items_in_the_pool_table(clinc):
+    queries = [Example(f"q{c}-{j}", f"query {c} {j}", f"c{c}") for c in range(8) for j in range(4)]
+    split = SplitPool(synthetic_pool(), group_by_label(queries))
+    for source in (clinc.split("test"), split):
+        names = sorted(source.labels())
+        for episode in source.episodes(EpisodeSpec(5, 2, 3), (0, 1), 20):
+            table, positions = episode.located.table, episode.located.positions
+            items = episode.support + episode.query
+            assert [table.texts[p] for p in positions] == [e.text for e in items]
+            assert [names[table.label_ids[p]] for p in positions] == [e.label for e in items]
+            assert table.n_labels == len(names)
+    # An edited episode no longer matches its positions, so it carries none.
+    assert dataclasses.replace(episode, query=episode.query[:-1]).located is None
 
 
 def test_episode_is_pure_function_of_seed_and_index():
