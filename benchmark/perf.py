@@ -101,7 +101,8 @@ def measure_episodes(device: str, count: int) -> list[Measurement]:
     logistic = compare_logistic(source, context, spec, count)
     return [
         Measurement(
-            f"{count:,} 5w-5s ProtoNet episodes, cached embeddings, sampling included",
+            f"{count:,} 5w-5s ProtoNet episodes, cached embeddings, sampling included, "
+            f"best of {proto.repeats}",
             "vectorised (batched matmul)",
             "per-episode torch loop",
             proto.sampling_s + proto.vectorised_s,
@@ -113,7 +114,7 @@ def measure_episodes(device: str, count: int) -> list[Measurement]:
             proto.identical,
         ),
         Measurement(
-            f"logistic-regression probe, {count:,} episodes",
+            f"logistic-regression probe, {count:,} episodes, best of {logistic.repeats}",
             "batched bound optimisation",
             "scikit-learn per episode",
             logistic.sampling_s + logistic.vectorised_s,

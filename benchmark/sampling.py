@@ -13,7 +13,7 @@ import hashlib
 import json
 import random
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from operator import itemgetter
 
@@ -83,8 +83,15 @@ def fingerprint(classes: Sequence[str], support: Sequence[Item], query: Sequence
 
 def fingerprint_of_lines(classes: Sequence[str], lines: Sequence[bytes]) -> str:
     """`fingerprint` from the items' `item_line`s, support lines first, in episode order."""
-    header = (json.dumps(["classes", list(classes)]) + "\n").encode()
+    # The bytes of `json.dumps(["classes", list(classes)])`, from memoised quoted names.
+    header = ('["classes", [' + ", ".join(map(_quoted, classes)) + "]]\n").encode()
     return hashlib.sha256(b"".join((header, *lines))).hexdigest()
+
+
+@functools.lru_cache(maxsize=2**16)
+def _quoted(name: str) -> str:
+    """`name` as a JSON string."""
+    return json.dumps(name)
 
 
 def item_line(part: str, item: Item) -> bytes:
@@ -138,17 +145,19 @@ class FlatPool:
         index: int,
     ) -> Episode:
         """The episode of the items at `support_at` and `query_at`."""
-        lines = (*_pick(self.support_lines, support_at), *_pick(self.query_lines, query_at))
-        support, query = _pick(self.items, support_at), _pick(self.items, query_at)
-        episode = make_episode(classes, support, query, seed, index, lines)
+        in_support, in_query = _picker(support_at), _picker(query_at)
+        lines = (*in_support(self.support_lines), *in_query(self.query_lines))
+        episode = make_episode(
+            classes, in_support(self.items), in_query(self.items), seed, index, lines
+        )
         return located_episode(episode, Located(self.table, (*support_at, *query_at)))
 
 
-def _pick(values: tuple, at: Sequence[int]) -> tuple:
-    """`tuple(values[i] for i in at)`, by one C-level `itemgetter` call."""
+def _picker(at: Sequence[int]) -> Callable[[tuple], tuple]:
+    """A function taking `values` to `tuple(values[i] for i in at)`, in C (`itemgetter`)."""
     if len(at) < 2:
-        return tuple(values[i] for i in at)
-    return itemgetter(*at)(values)
+        return lambda values: tuple(values[i] for i in at)
+    return itemgetter(*at)
 
 
 def make_episode(
