@@ -2,7 +2,10 @@
 
 A batch of same-shape episodes becomes index tensors into one embedding matrix, and a method
 predicts every query of every episode with batched tensor operations instead of one Python
-iteration per episode. Methods offer this through an optional `score_batch(episodes)`
+iteration per episode. Episodes drawn by a sampler carry their items' positions in the pool
+(`Episode.located`), so on CPU with a cached encoder the index is built from integer arrays;
+other episodes are looked up by text. Each chunk's embeddings are gathered into one reused
+buffer (`GatherBuffer`). Methods offer this through an optional `score_batch(episodes)`
 (`BatchScorer`); `score_in_chunks` is what the runner calls, and `compare_protonet` /
 `compare_logistic` time the vectorised path against per-episode evaluation.
 """
