@@ -72,13 +72,13 @@ class EpisodicLearner(EpisodeLearner):
     def episode_loss(self, episode: Episode) -> torch.Tensor:
         raise NotImplementedError
 
-    def train_step(self, episodes: Sequence[Episode], rng: random.Random) -> float:
+    def train_step(self, episodes: Sequence[Episode], rng: random.Random) -> torch.Tensor:
         self.train()
         self.optimizer.zero_grad()
         loss = torch.stack([self.episode_loss(e) for e in episodes]).mean()
         loss.backward()
         self.optimizer.step()
-        return float(loss.detach())
+        return loss.detach()  # read by `meta_train` after it samples the next batch
 
     def query_targets(self, names: list[str], episode: Episode) -> torch.Tensor:
         """Each query's index into the sorted label `names`, on the context's device."""

@@ -319,13 +319,13 @@ class GradientMetaLearner(EpisodeLearner):
         logits, _ = adapter_logits(layers, query, None)
         return nn.functional.cross_entropy(logits, query_targets)
 
-    def train_step(self, episodes: Sequence[Episode], rng: random.Random) -> float:
+    def train_step(self, episodes: Sequence[Episode], rng: random.Random) -> torch.Tensor:
         self.train()
         self.optimizer.zero_grad()
         loss = self.meta_loss(episodes)
         loss.backward()
         self.optimizer.step()
-        return float(loss.detach())
+        return loss.detach()  # read by `meta_train` after it samples the next batch
 
     def fit(self, support: Sequence[Example], rng: random.Random) -> AdaptedPredictor:
         self.eval()

@@ -165,7 +165,9 @@ def compare_maml_higher(
 
     seconds: dict[str, list[float]] = {"torch.func": [], "loop": [], "higher": []}
     for _ in range(rounds):
-        time_step(lambda: learner.train_step(episodes, random.Random(seed)), seconds["torch.func"])
+        time_step(
+            lambda: float(learner.train_step(episodes, random.Random(seed))), seconds["torch.func"]
+        )
         time_step(loop_step, seconds["loop"])
         time_step(higher_step, seconds["higher"])
     rate = {name: 1 / statistics.median(times) for name, times in seconds.items()}

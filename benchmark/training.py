@@ -74,8 +74,10 @@ class MetaLearner(Protocol):
 
     def fit(self, support: Sequence[Any], rng: random.Random) -> Predictor | TagPredictor: ...
 
-    def train_step(self, episodes: Sequence[Episode], rng: random.Random) -> float:
-        """One outer update from a meta batch; returns the batch's mean training loss."""
+    def train_step(self, episodes: Sequence[Episode], rng: random.Random) -> float | torch.Tensor:
+        """One outer update from a meta batch; returns the batch's mean training loss, as a float
+        or as a 0-d tensor the device may still be computing (`meta_train` samples the next
+        batch before it reads the value, so sampling overlaps the device's work)."""
         ...
 
     def checkpoint_state(self) -> dict[str, Any]:
@@ -182,10 +184,18 @@ def meta_train(
         logger.log("valid/score", result.best_valid, 0)
     seed = TRAIN_SEED_BASE + config.train_seed
     steps = math.ceil(config.meta_episodes / config.meta_batch) if config.meta_episodes else 0
-    for step in range(1, steps + 1):
+
+    def meta_batch(step: int) -> list[Episode]:
         first = (step - 1) * config.meta_batch
-        batch = [train.episode(spec, seed, first + i) for i in range(config.meta_batch)]
-        loss = learner.train_step(batch, method_rng(seed, step))
+        return [train.episode(spec, seed, first + i) for i in range(config.meta_batch)]
+
+    batch = meta_batch(1)
+    for step in range(1, steps + 1):
+        pending = learner.train_step(batch, method_rng(seed, step))
+        done = batch
+        if step < steps:
+            batch = meta_batch(step + 1)  # on a GPU, while it still works on this step
+        loss = float(pending)
         if not math.isfinite(loss):
             raise TrainingDiverged(
                 f"meta-training loss is {loss} at step {step} of {steps}; lower meta_lr "
@@ -193,7 +203,7 @@ def meta_train(
             )
         result.history.append({"step": step, "loss": loss})
         logger.log("train/loss", loss, step)
-        tick(len(batch))
+        tick(len(done))
         if valid_episodes and (step % config.valid_every == 0 or step == steps):
             score = validation_score(learner, kind, valid_episodes)
             result.history.append({"step": step, "valid": score})

@@ -100,6 +100,52 @@ def test_a_non_finite_loss_stops_training_with_the_step():
         meta_train(learner, config, EpisodeSpec(2, 1, 1), "classification", two_class_pool(), None)
 
 
+class RecordingPool:
+    """A pool that logs each episode it draws into `events`."""
+
+    def __init__(self, events: list[str]) -> None:
+        self.pool, self.events = two_class_pool(), events
+
+    def labels(self):
+        return self.pool.labels()
+
+    def episode(self, spec, seed, index):
+        self.events.append(f"sample {index}")
+        return self.pool.episode(spec, seed, index)
+
+
+class PendingLoss:
+    """A loss the device is still computing: reading it is logged."""
+
+    def __init__(self, step: int, events: list[str]) -> None:
+        self.step, self.events = step, events
+
+    def __float__(self) -> float:
+        self.events.append(f"read loss {self.step}")
+        return 0.5
+
+
+def test_the_next_batch_is_sampled_before_the_loss_is_read():
+    events: list[str] = []
+
+    class Learner(FixedLossLearner):
+        def train_step(self, episodes, rng):
+            step = len([e for e in events if e.startswith("step")]) + 1
+            events.append(f"step {step} on {[e.index for e in episodes]}")
+            return PendingLoss(step, events)
+
+    config = MetaTrainConfig(meta_episodes=6, meta_batch=2, valid_every=0)
+    spec = EpisodeSpec(2, 1, 1)
+    result = meta_train(Learner([]), config, spec, "classification", RecordingPool(events), None)
+    assert events == [
+        "sample 0", "sample 1", "step 1 on [0, 1]",
+        "sample 2", "sample 3", "read loss 1", "step 2 on [2, 3]",
+        "sample 4", "sample 5", "read loss 2", "step 3 on [4, 5]",
+        "read loss 3",
+    ]  # fmt: skip
+    assert [h["loss"] for h in result.history] == [0.5] * 3
+
+
 def test_the_best_validation_state_is_kept():
     config = MetaTrainConfig(meta_episodes=4, meta_batch=1, valid_every=1, valid_episodes=2)
     learner = FixedLossLearner([1.0] * 4)
