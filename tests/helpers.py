@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -19,3 +20,20 @@ class TableEncoder:
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
         return np.stack([self.table[t] for t in texts])
+
+
+@dataclass(frozen=True)
+class NoConfig:
+    """Nothing to configure."""
+
+
+class Exploding:
+    """A method whose every `fit` raises (to test that a failing cell is kept and reported)."""
+
+    MESSAGE = "kaboom from a test method"
+
+    def __init__(self, config: NoConfig, context: object) -> None:
+        pass
+
+    def fit(self, support: object, rng: object) -> None:
+        raise RuntimeError(self.MESSAGE)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import itertools
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -28,6 +27,8 @@ from benchmark.runner import RunOptions, Sweep, run_sweep
 from benchmark.stats import paired_test
 from benchmark.store import load_records, spec_label
 from benchmark.types import EpisodeSpec
+
+from helpers import Exploding, NoConfig
 
 PAIRED = ("protonet", "nearest-neighbour", "logistic-regression", "random")
 PLOTS = ("scores-vs-shots.png", "scores-by-task.png", "paired-significance.png", "throughput.png")
@@ -174,19 +175,6 @@ def test_throughput_axis_is_logarithmic_only_when_rates_span_decades(store):
     assert scales({"protonet": 200.0, "random": 900.0}) == {"linear"}
 
 
-@dataclass(frozen=True)
-class NoConfig:
-    """Nothing to configure."""
-
-
-class Exploding:
-    def __init__(self, config, context) -> None:
-        pass
-
-    def fit(self, support, rng):
-        raise RuntimeError("kaboom from the report test")
-
-
 def test_failed_cells_are_listed_with_their_last_error_line(tmp_path, monkeypatch):
     monkeypatch.setitem(METHODS._entries, "exploding", MethodEntry("fails", NoConfig(), Exploding))
     options = RunOptions(out=tmp_path, device="cpu", progress=False)
@@ -201,7 +189,7 @@ def test_failed_cells_are_listed_with_their_last_error_line(tmp_path, monkeypatc
         "task": "clinc150",
         "method": "exploding",
         "spec": "5w-1s-5q",
-        "last error line": "RuntimeError: kaboom from the report test",
+        "last error line": f"RuntimeError: {Exploding.MESSAGE}",
     }
     assert not (tmp_path / "report/report.html").exists()
     assert "Paired significance" not in markdown  # one method: nothing to compare

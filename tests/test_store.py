@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import jsonschema
@@ -16,6 +15,8 @@ from benchmark.runner import RunOptions, Sweep, run_sweep
 from benchmark.stats import mean_ci
 from benchmark.store import CorruptRecordError, load_records, read_record, write_json_atomically
 from benchmark.types import EpisodeSpec
+
+from helpers import Exploding, NoConfig
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parent.parent / "results/schema/record.schema.json").read_text()
@@ -79,19 +80,6 @@ def test_more_seeds_is_a_different_cell(tmp_path):
     assert len(list(tmp_path.glob("*.json"))) == 8
 
 
-@dataclass(frozen=True)
-class NoConfig:
-    """Nothing to configure."""
-
-
-class Exploding:
-    def __init__(self, config, context) -> None:
-        pass
-
-    def fit(self, support, rng):
-        raise RuntimeError("kaboom from the test method")
-
-
 def test_a_failing_cell_is_stored_and_the_sweep_goes_on(tmp_path, monkeypatch):
     entry = MethodEntry("raises on fit", NoConfig(), Exploding)
     monkeypatch.setitem(METHODS._entries, "exploding", entry)
@@ -101,7 +89,7 @@ def test_a_failing_cell_is_stored_and_the_sweep_goes_on(tmp_path, monkeypatch):
     assert by_status == {("exploding", "failed"), ("protonet", "ok")}
     failed = [r for r in load_records(tmp_path) if r["status"] == "failed"]
     assert len(failed) == 2
-    assert all("kaboom from the test method" in r["error"] for r in failed)
+    assert all(Exploding.MESSAGE in r["error"] for r in failed)
     assert all("Traceback" in r["error"] for r in failed)
     for record in failed:
         jsonschema.validate(record, SCHEMA)
