@@ -246,14 +246,11 @@ def score_batched(
             index = index_episodes(chosen, rows, embeddings.device)
         step = max(1, chunk_bytes // ((shape.support + shape.query) * encoder.dim * 4))  # type: ignore[union-attr]
         buffer = GatherBuffer()
-        correct = torch.cat(
-            [
-                (predict(batch) == batch.query_labels).sum(-1)
-                for start in range(0, len(members), step)
-                for batch in [buffer.batch(embeddings, index.slice(start, start + step))]
-            ]
-        )
-        for i, right in zip(members, correct.tolist(), strict=True):
+        correct = []
+        for start in range(0, len(members), step):
+            batch = buffer.batch(embeddings, index.slice(start, start + step))
+            correct.append((predict(batch) == batch.query_labels).sum(-1))
+        for i, right in zip(members, torch.cat(correct).tolist(), strict=True):
             scores[i] = right / shape.query  # the same float as `accuracy`
     return scores
 
@@ -290,7 +287,7 @@ class Comparison:
     vectorised_accuracy: float
     reference_accuracy: float
     identical: bool  # every per-episode score equal
-    repeats: int = 1
+    repeats: int
 
     @property
     def speedup(self) -> float:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import tempfile
 from collections import defaultdict
@@ -79,6 +80,14 @@ class SuiteRun:
     data_dir: str | None = None
     cache_dir: str | None = None
     progress: bool = True
+
+    @classmethod
+    def from_args(
+        cls, args: argparse.Namespace, method: str | None = None, options: Sequence[str] = ()
+    ) -> SuiteRun:
+        """The run the flags of `add_suite_run_arguments` describe."""
+        return cls(SUITES[args.suite], method, tuple(options), args.device, args.data_dir,
+                   args.cache_dir, not args.no_progress)  # fmt: skip
 
     def sweeps(self, out: Path) -> list[tuple[Sweep, RunOptions]]:
         """Each applicable line parsed as `fewshot-bench run` flags, writing to `out` (forced)."""
@@ -240,3 +249,17 @@ def _located(document: Any, error: jsonschema.ValidationError, entries: str) -> 
         rest = "/".join(map(str, where[2:]))
         return f"{name}, field {rest}" if rest else name
     return f"field {'/'.join(map(str, where))}" if where else "top level"
+
+
+def add_suite_run_arguments(parser: argparse.ArgumentParser, device: str) -> None:
+    """How a command runs a suite (`check`, `submit`): which suite, on which device (default
+    `device`), with which data and cache, with or without progress bars."""
+    parser.add_argument(
+        "--suite", choices=sorted(SUITES), default="quick", help="which suite (default quick)"
+    )
+    parser.add_argument(
+        "--device", default=device, help=f"cpu, cuda, cuda:N or auto (default {device})"
+    )
+    parser.add_argument("--data-dir", default=None, help="data folder (for the default suite)")
+    parser.add_argument("--cache-dir", default=None, help="embedding cache folder")
+    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")

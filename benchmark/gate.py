@@ -25,6 +25,7 @@ from benchmark.bundles import (
     SUITES,
     RefusedError,
     SuiteRun,
+    add_suite_run_arguments,
     cell_id,
     expected_cells,
     match_cells,
@@ -168,8 +169,7 @@ def failures(records: Sequence[Record], expected: Mapping[str, Record]) -> list[
 
 def check(args: argparse.Namespace) -> int:
     """`fewshot-bench check`: exit 1 when a cell fails the gate (or failed to run), else 0."""
-    run = SuiteRun(SUITES[args.suite], device=args.device, data_dir=args.data_dir,
-                   cache_dir=args.cache_dir, progress=not args.no_progress)  # fmt: skip
+    run = SuiteRun.from_args(args)
     baseline_path = Path(args.baseline)
     expected = expected_cells(run)
     baseline = None if args.update_baseline else load_baseline(baseline_path, run, expected)
@@ -232,13 +232,7 @@ def add_check_parser(commands: argparse._SubParsersAction) -> None:
         help=f"significance level of the paired t-test (default {DEFAULT_ALPHA:g})",
     )  # fmt: skip
     parser.add_argument(
-        "--suite", choices=sorted(SUITES), default="quick", help="which suite (default quick)"
-    )
-    parser.add_argument(
         "--out", default=None, help="keep the run's records here (default: a temporary folder)"
     )
-    parser.add_argument("--device", default="cpu", help="device to run on (default cpu)")
-    parser.add_argument("--data-dir", default=None, help="data folder (for the default suite)")
-    parser.add_argument("--cache-dir", default=None, help="embedding cache folder")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_suite_run_arguments(parser, device="cpu")
     parser.set_defaults(handler=check)

@@ -18,6 +18,7 @@ from benchmark.bundles import (
     SUITES,
     RefusedError,
     SuiteRun,
+    add_suite_run_arguments,
     cell_id,
     expected_cells,
     match_cells,
@@ -72,9 +73,7 @@ def bundle_document(method: str, run: SuiteRun, records: Sequence[Record]) -> Re
 def submit(args: argparse.Namespace) -> int:
     """`fewshot-bench submit`: run the suite for one method and write its bundle; exit 1 (and
     write nothing) if a cell failed."""
-    run = SuiteRun(SUITES[args.suite], method=args.method, options=tuple(args.option),
-                   device=args.device, data_dir=args.data_dir, cache_dir=args.cache_dir,
-                   progress=not args.no_progress)  # fmt: skip
+    run = SuiteRun.from_args(args, args.method, args.option)
     with tempfile.TemporaryDirectory(prefix="fewshot-submit-") as scratch:
         records = run_records(run, Path(scratch))
     print(results_table(records))
@@ -228,13 +227,7 @@ def add_submit_parser(commands: argparse._SubParsersAction) -> None:
         "--option", action="append", default=[], metavar="NAME=VALUE",
         help="set a method config option (as in `run`); repeatable",
     )  # fmt: skip
-    parser.add_argument(
-        "--suite", choices=sorted(SUITES), default="quick", help="which suite (default quick)"
-    )
-    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (default)")
-    parser.add_argument("--data-dir", default=None, help="data folder (for the default suite)")
-    parser.add_argument("--cache-dir", default=None, help="embedding cache folder")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    add_suite_run_arguments(parser, device="auto")
     parser.set_defaults(handler=submit)
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 
 class TableEncoder:
@@ -37,3 +38,11 @@ class Exploding:
 
     def fit(self, support: object, rng: object) -> None:
         raise RuntimeError(self.MESSAGE)
+
+
+def class_means(context, support: Sequence) -> tuple[list[str], torch.Tensor]:
+    """The sorted label names of `support` and each label's mean embedding (test plug-ins)."""
+    names = sorted({e.label for e in support})
+    x = context.embed([e.text for e in support])
+    labels = torch.tensor([names.index(e.label) for e in support])
+    return names, torch.stack([x[labels == i].mean(0) for i in range(len(names))])

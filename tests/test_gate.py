@@ -16,6 +16,8 @@ from benchmark.bundles import Suite, SuiteRun, expected_cells
 from benchmark.cli import main
 from benchmark.gate import load_baseline
 
+from helpers import class_means
+
 REPO = Path(__file__).resolve().parent.parent
 FLAKY = "test_gate:FlakyProtoNet"
 TINY = Suite(
@@ -36,10 +38,7 @@ class FlakyProtoNet:
         self.context = context
 
     def fit(self, support: list, rng: random.Random) -> Flaky:
-        names = sorted({e.label for e in support})
-        x = self.context.embed([e.text for e in support])
-        labels = torch.tensor([names.index(e.label) for e in support])
-        prototypes = torch.stack([x[labels == i].mean(0) for i in range(len(names))])
+        names, prototypes = class_means(self.context, support)
         return Flaky(self.context, names, prototypes, random.Random(rng.random()), self.wrong_rate)
 
 
