@@ -57,9 +57,11 @@ def paired_test(a: Sequence[float], b: Sequence[float], test: str = "t") -> Pair
     summary = mean_ci(differences)
     if all(d == 0 for d in differences) or len(differences) < 2:
         p_value = 1.0
+    elif test == "t" and len(set(differences)) == 1:
+        p_value = 0.0  # a constant non-zero difference is certain (scipy would warn, then NaN)
     elif test == "t":
         p_value = float(stats.ttest_rel(a, b).pvalue)
-        if math.isnan(p_value):  # constant non-zero difference: certain
+        if math.isnan(p_value):  # a difference constant up to rounding: certain too
             p_value = 0.0
     else:
         p_value = float(stats.wilcoxon(a, b).pvalue)
