@@ -43,9 +43,13 @@ def locate(folder: str, marker: str, data_dir: Path | None, vendored: Path | Non
         tried.append(candidate)
         if (candidate / marker).is_file() or (candidate / f"{marker}.gz").is_file():
             return candidate
-    looked = ", ".join(str(p / marker) for p in tried) or "nowhere (no data directory given)"
+    looked = (
+        f"looked for {', '.join(str(p / marker) for p in tried)}"
+        if tried
+        else "it is not vendored and no data directory was given"
+    )
     raise DataNotFoundError(
-        f"data set {folder!r} not found: looked for {looked}. Set --data-dir or "
+        f"data set {folder!r} not found: {looked}. Set --data-dir or "
         f"${DATA_DIR_ENV} to the folder that contains {folder}/"
     )
 

@@ -99,6 +99,14 @@ def test_missing_data_says_where_it_looked_and_how_to_set_it(tmp_path):
     assert "--data-dir" in message and "FEWSHOT_BENCH_DATA" in message
 
 
+def test_unvendored_data_without_a_data_dir_says_so():
+    with pytest.raises(DataNotFoundError) as caught:
+        TASKS.get("sst2").load(None, 1)
+    message = str(caught.value)
+    assert "data set 'sst' not found: it is not vendored and no data directory was given" in message
+    assert "--data-dir" in message and "FEWSHOT_BENCH_DATA" in message
+
+
 def test_missing_data_dir_names_its_origin(tmp_path, monkeypatch):
     monkeypatch.setenv("FEWSHOT_BENCH_DATA", str(tmp_path / "nope"))
     with pytest.raises(
