@@ -180,6 +180,11 @@ def match_cells(
             problems += [f"cell {name}: {p}" for p in differences(want, candidates[0], fields)]
         else:
             problems.append(f"cell {name}: missing")
+    problems += [
+        f"cell {name}: not a cell of this run (a task whose data is not found is skipped: "
+        "pass --data-dir)"
+        for name in sorted(set(by_label) - set(expected))
+    ]
     if problems:
         raise RefusedError(where, problems, hint)
     return matched
@@ -193,6 +198,10 @@ def differences(want: Mapping[str, Any], got: Mapping[str, Any], fields: Sequenc
     count = want["episodes_per_seed"] * len(want["seeds"])
     if scores is not None and len(scores) != count:
         problems.append(f"{len(scores)} per-episode scores, but the cell has {count} episodes")
+    odd = [(i, x) for i, x in enumerate(scores or []) if not 0 <= x <= 1]  # NaN fails too
+    if odd:
+        problems.append(f"{len(odd)} per-episode scores are not in [0, 1], first at episode "
+                        f"{odd[0][0]}: {odd[0][1]}")  # fmt: skip
     return problems
 
 

@@ -23,12 +23,21 @@ def mean_ci(scores: Sequence[float], confidence: float = 0.95) -> Summary:
     n = len(scores)
     if n == 0:
         raise ValueError("cannot summarise an empty list of scores")
+    require_finite(scores)
     mean = math.fsum(scores) / n
     if n < 2:
         return Summary(mean=mean, ci95=None, n=n)
     variance = math.fsum((x - mean) ** 2 for x in scores) / (n - 1)
     t = float(stats.t.ppf((1 + confidence) / 2, df=n - 1))
     return Summary(mean=mean, ci95=t * math.sqrt(variance / n), n=n)
+
+
+def require_finite(scores: Sequence[float]) -> None:
+    """Refuse NaN and infinite scores: they would compare as neither better nor worse."""
+    bad = [(i, x) for i, x in enumerate(scores) if not math.isfinite(x)]
+    if bad:
+        i, x = bad[0]
+        raise ValueError(f"{len(bad)} score(s) are not finite numbers, first at episode {i}: {x}")
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,8 @@ def paired_test(a: Sequence[float], b: Sequence[float], test: str = "t") -> Pair
         raise ValueError(f"paired scores need equal lengths, got {len(a)} and {len(b)}")
     if test not in ("t", "wilcoxon"):
         raise ValueError(f"unknown paired test {test!r}; use 't' or 'wilcoxon'")
+    require_finite(a)
+    require_finite(b)
     differences = [x - y for x, y in zip(a, b, strict=True)]
     summary = mean_ci(differences)
     if all(d == 0 for d in differences) or len(differences) < 2:
@@ -61,8 +72,6 @@ def paired_test(a: Sequence[float], b: Sequence[float], test: str = "t") -> Pair
         p_value = 0.0  # a constant non-zero difference is certain (scipy would warn, then NaN)
     elif test == "t":
         p_value = float(stats.ttest_rel(a, b).pvalue)
-        if math.isnan(p_value):  # a difference constant up to rounding: certain too
-            p_value = 0.0
     else:
         p_value = float(stats.wilcoxon(a, b).pvalue)
     return PairedTest(summary.mean, summary.ci95, p_value, summary.n, test)

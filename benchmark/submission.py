@@ -123,26 +123,37 @@ def read_bundle(path: Path) -> Record:
         raise RefusedError(
             path, [f"bundle of suite {name} version {version}; known suites: {known}"], SUBMIT_HINT
         )
-    method = document["method"]["name"]
+    method, config = document["method"]["name"], document["method"]["config"]
     others = [f"cell {cell_id(r)}: method is not {method!r}"
               for r in document["records"] if r["method"] != method]  # fmt: skip
+    others += [f"cell {cell_id(r)}: method config {r['method_config']} is not the bundle's {config}"
+               for r in document["records"] if r["method_config"] != config]  # fmt: skip
     if others:
         raise RefusedError(path, others)
     return document
 
 
-def load_bundles(paths: Sequence[str]) -> list[Bundle]:
-    """Every bundle, checked against the cells of its suite: same task versions and episodes,
-    every cell of the task kinds its method handles, one bundle per method."""
+def load_bundles(paths: Sequence[str], data_dir: str | None = None) -> list[Bundle]:
+    """Every bundle, checked against the cells of its suite (run with `data_dir`): same task
+    versions, episodes and encoder, every cell of the task kinds its method handles and no
+    other, one bundle per method."""
     documents = {path: read_bundle(path) for path in bundle_files(paths)}
     suites = {d["suite"]["name"] for d in documents.values()}
     if len(suites) > 1:
         raise BenchmarkError(f"bundles of different suites ({', '.join(sorted(suites))}) cannot "
                              "share a leaderboard")  # fmt: skip
     (suite,) = suites
+    cells = expected_cells(SuiteRun(SUITES[suite], data_dir=data_dir, progress=False)).values()
     slots: dict[str, Record] = {}
-    for cell in expected_cells(SuiteRun(SUITES[suite], progress=False)).values():
+    for cell in cells:
         slots.setdefault(slot_id(cell), cell)
+    encoders = {cell["encoder"] for cell in cells} - {None}
+    for path, document in documents.items():
+        other = [f"cell {cell_id(r)}: encoder {r['encoder']!r}, the suite's is "
+                 f"{', '.join(sorted(encoders))}"
+                 for r in document["records"] if r["encoder"] not in encoders | {None}]  # fmt: skip
+        if other:
+            raise RefusedError(path, other, SUBMIT_HINT)
     owners: dict[str, Path] = {}
     bundles = []
     for path, document in documents.items():
@@ -204,7 +215,7 @@ def _slot_rows(records: dict[str, Record], alpha: float) -> list[str]:
 
 def show_leaderboard(args: argparse.Namespace) -> int:
     """`fewshot-bench leaderboard`: print the markdown leaderboard of the bundles."""
-    print(leaderboard(load_bundles(args.bundles), args.alpha))
+    print(leaderboard(load_bundles(args.bundles, args.data_dir), args.alpha))
     return 0
 
 
@@ -246,4 +257,9 @@ def add_leaderboard_parser(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--alpha", type=float, default=0.05, help="significance level marked * (default 0.05)"
     )
+    parser.add_argument(
+        "--data-dir", default=None,
+        help="the data folder the bundles were made with (as in `submit`): a task whose data is "
+        "not found here is not a cell of the suite, and bundles holding it are refused",
+    )  # fmt: skip
     parser.set_defaults(handler=show_leaderboard)

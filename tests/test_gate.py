@@ -4,6 +4,7 @@ cannot be compared are refused with the file and the cell."""
 from __future__ import annotations
 
 import json
+import math
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,3 +194,19 @@ def test_committed_baseline_matches_the_quick_suite():
     assert len(cells) == 12
     assert {c["task"] for c in cells.values()} == {"clinc150", "huffpost"}
     assert all(len(c["per_episode"]) == 100 for c in cells.values())
+
+
+def test_non_finite_score_is_refused(baseline, tmp_path, capsys):
+    path = edited(baseline, tmp_path, lambda d: first(d)["per_episode"].__setitem__(3, math.nan))
+    err = refusal(path, capsys)
+    assert (
+        f"{path}: cell clinc150 protonet 5w-1s-5q: 1 per-episode scores are not in [0, 1], "
+        "first at episode 3: nan"
+    ) in err
+
+
+def test_cell_this_run_does_not_produce_is_refused(baseline, tmp_path, capsys):
+    path = edited(baseline, tmp_path, lambda d: d["cells"].append({**first(d), "task": "sst2"}))
+    err = refusal(path, capsys)
+    assert f"{path}: cell sst2 protonet 5w-1s-5q: not a cell of this run" in err
+    assert "pass --data-dir" in err

@@ -55,6 +55,15 @@ def test_paired_test_matches_scipy():
     assert wilcoxon.p_value == pytest.approx(stats.wilcoxon(a, b).pvalue, rel=1e-12)
 
 
+def test_non_finite_scores_are_refused():
+    with pytest.raises(
+        ValueError, match=r"1 score\(s\) are not finite numbers, first at episode 1: nan"
+    ):
+        mean_ci([0.5, float("nan"), 0.7])
+    with pytest.raises(ValueError, match="first at episode 0: inf"):
+        paired_test([float("inf"), 0.5], [0.5, 0.5])
+
+
 def test_paired_test_edge_cases():
     assert paired_test([0.5, 0.7], [0.5, 0.7]).p_value == 1.0
     assert paired_test([1.0, 1.0, 1.0], [0.0, 0.0, 0.0]).p_value == 0.0

@@ -176,3 +176,21 @@ def test_other_suite_version_is_refused(submitted, tmp_path, capsys):
     path = edited(mine, tmp_path, lambda d: d["suite"].update(version=2))
     err = refusal(path, builtin, capsys)
     assert f"{path}: bundle of suite test-submit version 2; known suites:" in err
+
+
+def test_other_encoder_is_refused(submitted, tmp_path, capsys):
+    mine, builtin = submitted
+    path = edited(mine, tmp_path, lambda d: one_shot(d).update(encoder="another-encoder"))
+    err = refusal(path, builtin, capsys)
+    assert (
+        f"{path}: cell clinc150 {PLUGIN} 5w-1s-5q: encoder 'another-encoder', the suite's is "
+        "hashing-bow"
+    ) in err
+
+
+def test_record_config_other_than_the_bundles_is_refused(submitted, tmp_path, capsys):
+    mine, builtin = submitted
+    path = edited(mine, tmp_path, lambda d: one_shot(d)["method_config"].update(p=2))
+    err = refusal(path, builtin, capsys)
+    assert f"{path}: cell clinc150 {PLUGIN} 5w-1s-5q: method config " in err
+    assert "'p': 2} is not the bundle's {" in err
