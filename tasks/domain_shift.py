@@ -16,6 +16,7 @@ from pathlib import Path
 from benchmark.datasource import locate, read_maybe_gzipped, sha256_of
 from benchmark.errors import BenchmarkError, DataFormatError
 from benchmark.registry import TASKS
+from benchmark.sampling import ClassPool
 from benchmark.tagging import TaggedPool
 from benchmark.types import EpisodeSource, Task, TaskCard, TaskEntry
 from tasks.common import class_split_task
@@ -70,15 +71,29 @@ def load_clinc_domain_shift(card: TaskCard, data_dir: Path | None, split_id: int
     )
 
 
+def without_target_classes(source: ClassPool, target: ClassPool) -> tuple[ClassPool, list[str]]:
+    """The source pool minus the classes the target also has (nothing trains on a test class),
+    and a note naming them when there are any."""
+    shared = sorted(set(source.by_label) & set(target.by_label))
+    if not shared:
+        return source, []
+    kept = {label: items for label, items in source.by_label.items() if label not in shared}
+    note = f"left the {len(shared)} source classes that are also target classes out: {shared}"
+    return replace(source, by_label=kept), [note]
+
+
 def load_fewrel_shift(card: TaskCard, target: str, data_dir: Path | None, split_id: int) -> Task:
-    """Source relations from val_wiki (train split), target relations (test split)."""
+    """Source relations from val_wiki (train split) that the target lacks, target relations
+    (test split)."""
     if split_id != 1:
         raise BenchmarkError(f"{card.name} has one split (1), not {split_id}")
-    source, _, source_digest, notes = fewrel_pool("wiki", data_dir)
+    wiki, _, source_digest, notes = fewrel_pool("wiki", data_dir)
     test, folder, target_digest, target_notes = fewrel_pool(target, data_dir)
+    source, left_out = without_target_classes(wiki, test)
     splits: dict[str, EpisodeSource] = {"train": source, "test": test}
     digest = sha256_of((source_digest + target_digest).encode())
-    return Task(card, splits, f"wiki-to-{target}", folder, digest, (*notes, *target_notes))
+    notes = (*notes, *target_notes, *left_out)
+    return Task(card, splits, f"wiki-to-{target}", folder, digest, notes)
 
 
 def load_crossner_shift(card: TaskCard, target: str, data_dir: Path | None, split_id: int) -> Task:
@@ -102,7 +117,7 @@ def _card(
     return TaskCard(
         name=name,
         family="domain shift",
-        version="1.0",
+        version=extra.pop("version", "1.0"),
         description=description,
         license=base.license,
         citation=extra.pop("citation", base.citation),
@@ -135,17 +150,22 @@ TASKS.add(
 )
 
 FEWREL_COUNTS = {"pubmed": (10, 1000), "nyt": (25, 2500), "semeval": (17, 8851)}
+# val_nyt shares 8 relations (Wikidata ids) with val_wiki; they are left out of its source.
+FEWREL_SOURCE_COUNTS = {"pubmed": (16, 11199), "nyt": (8, 5600), "semeval": (16, 11199)}
+FEWREL_SHIFT_VERSIONS = {"pubmed": "1.0", "nyt": "1.1", "semeval": "1.0"}
 for _target, _counts in FEWREL_COUNTS.items():
     _base = TASKS.get(f"fewrel-{_target}").card
+    _relations = FEWREL_SOURCE_COUNTS[_target][0]
     _fewrel_card = _card(
         f"fewrel-wiki-to-{_target}",
-        f"FewRel: source val_wiki (16 relations), target val_{_target}",
+        f"FewRel: source val_wiki ({_relations} relations), target val_{_target}",
         _base,
-        "FewRel val_wiki (Wikipedia, 16 relations)",
+        f"FewRel val_wiki (Wikipedia, {_relations} relations)",
         f"FewRel val_{_target}",
         citation=FEWREL,
-        class_splits="train = val_wiki relations, test = target relations",
-        counts={"train": (16, 11199), "test": _counts},
+        class_splits="train = val_wiki relations the target lacks, test = target relations",
+        counts={"train": FEWREL_SOURCE_COUNTS[_target], "test": _counts},
+        version=FEWREL_SHIFT_VERSIONS[_target],
     )
     TASKS.add(
         _fewrel_card.name,

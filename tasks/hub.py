@@ -34,7 +34,12 @@ from benchmark.sampling import ClassPool, group_by_label
 from benchmark.tagging import TaggedPool, bio_problem
 from benchmark.types import EpisodeSource, Example, Item, TaggedSentence, Task
 from tasks.common import class_split_task, label_split_files
-from tasks.domain_shift import CLINC_DOMAINS, FEWREL_COUNTS, clinc_target_card
+from tasks.domain_shift import (
+    CLINC_DOMAINS,
+    FEWREL_COUNTS,
+    clinc_target_card,
+    without_target_classes,
+)
 from tasks.intent import DATASETS as INTENT_DATA
 from tasks.intent import PROTAUGMENT_SPLITS, VENDORED
 from tasks.ner import DOMAINS as CROSSNER_DOMAINS
@@ -423,14 +428,15 @@ def load_fewrel_shift(target: str, split_id: int, data_dir: Path | None) -> Task
     only_split_one(name, split_id)
     wiki, wiki_examples, notes = fewrel_pool("wiki")
     test, target_examples, target_notes = fewrel_pool(target)
-    splits: dict[str, EpisodeSource] = {"train": wiki, "test": test}
+    source, left_out = without_target_classes(wiki, test)
+    splits: dict[str, EpisodeSource] = {"train": source, "test": test}
     return Task(
         TASKS.get(name).card,
         splits,
         f"hub:wiki-to-{target}",
         FEWREL.path,
         digest([*wiki_examples, *target_examples]),
-        (FEWREL.note, f"splits val_wiki, val_{target}", *notes, *target_notes),
+        (FEWREL.note, f"splits val_wiki, val_{target}", *notes, *target_notes, *left_out),
     )
 
 

@@ -280,6 +280,15 @@ def test_fewrel_shift_uses_wiki_as_source(hub):
     assert task.splits["test"].labels() == ("/location/location/contains",)
 
 
+def test_fewrel_shift_leaves_shared_relations_out_of_the_source(hub):
+    shared = fewrel_rows(["P17"])
+    hub.add("thunlp/few_rel", "default", val_wiki=fewrel_rows(["P17", "P31"]), val_nyt=shared)
+    task = HUB_LOADERS["fewrel-wiki-to-nyt"](1, None)
+    assert task.splits["train"].labels() == ("P31",)
+    assert task.splits["test"].labels() == ("P17",)
+    assert "left the 1 source classes that are also target classes out: ['P17']" in task.notes
+
+
 def test_fewrel_missing_columns_are_listed(hub):
     hub.add("thunlp/few_rel", "default", val_wiki=Dataset.from_dict({"relation": ["P17"]}))
     with pytest.raises(BenchmarkError, match=r"thunlp/few_rel.*\['tokens', 'head', 'tail'\]"):

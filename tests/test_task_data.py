@@ -164,3 +164,21 @@ def test_crossner_has_the_stated_counts(shared_data, domain, sentences, train_to
     assert tuple(len(p) for p in parts) == sentences
     assert sum(len(s.tokens) for s in parts[0]) == train_tokens
     assert len({t for p in parts for s in p for t in s.types}) == types
+
+
+# Sentiment splits are other domains with the same two labels, and tagging splits share entity
+# types, by design; every other task's splits hold disjoint classes.
+CLASS_SPLIT_TASKS = [
+    name
+    for name in TASKS.names()
+    if TASKS.get(name).card.family != "sentiment" and TASKS.get(name).card.metric == "accuracy"
+]
+
+
+@pytest.mark.parametrize("name", CLASS_SPLIT_TASKS)
+def test_no_class_is_both_trained_on_and_tested(shared_data, name):
+    """Meta-training never sees a test class."""
+    task = TASKS.get(name).load(shared_data, 1)
+    labels = {split: set(source.labels()) for split, source in task.splits.items()}
+    for split in ("train", "valid"):
+        assert not labels.get(split, set()) & labels["test"], (split, name)
