@@ -106,7 +106,12 @@ def located_episode(episode: Episode, located: Located) -> Episode:
 
 
 class EpisodeSource(Protocol):
-    """Where the episodes of one split come from: sampled from pools, or fixed by the data set."""
+    """Where the episodes of one split come from: sampled from pools, or fixed by the data set.
+
+    A split that meta-trained methods train on also needs `episode(spec, seed, index)` (one
+    sampled episode; the pools have it); `without_small_classes(spec)` (the source minus the
+    classes too small for `spec`, and their names) is optional, for `--drop-small-classes`.
+    """
 
     kind: Kind
     fixed: bool
@@ -123,8 +128,11 @@ class EpisodeSource(Protocol):
         """Raise `SpecError` naming the numbers when `spec` cannot be served."""
         ...
 
-    def effective_spec(self, spec: EpisodeSpec) -> EpisodeSpec:
-        """The spec the episodes will really have (fixed episodes ignore the asked one)."""
+    def effective(
+        self, spec: EpisodeSpec, seeds: Sequence[int], count: int
+    ) -> tuple[EpisodeSpec, tuple[int, ...], int]:
+        """The spec, seeds and episode count the episodes will really have (fixed episodes
+        ignore the asked ones)."""
         ...
 
     def episodes(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> list[Episode]:
