@@ -93,13 +93,19 @@ def deduplicate(examples: Iterable[Example]) -> tuple[list[Example], list[str]]:
 
 
 def read_maybe_gzipped(path: Path) -> bytes:
-    """Bytes of `path`, or of `path.gz` decompressed when only that exists."""
-    if path.is_file():
+    """Bytes of `path` (decompressed if it ends in `.gz`), or of `path.gz` decompressed when
+    only that exists."""
+    if not path.is_file():
+        twin = path.with_name(path.name + ".gz")
+        if not twin.is_file():
+            raise DataNotFoundError(f"missing data file {path}")
+        path = twin
+    if path.suffix != ".gz":
         return path.read_bytes()
-    twin = path.with_name(path.name + ".gz")
-    if not twin.is_file():
-        raise DataNotFoundError(f"missing data file {path}")
-    return gzip.decompress(twin.read_bytes())
+    try:
+        return gzip.decompress(path.read_bytes())
+    except (OSError, EOFError) as error:
+        raise DataFormatError(path, None, f"not a readable gzip file ({error})") from error
 
 
 def decode_lines(path: Path, data: bytes) -> list[str]:
@@ -109,6 +115,8 @@ def decode_lines(path: Path, data: bytes) -> list[str]:
         lines.pop()
     decoded: list[str] = []
     for number, line in enumerate(lines, start=1):
+        if number == 1:
+            line = line.removeprefix(b"\xef\xbb\xbf")  # a UTF-8 byte order mark
         try:
             decoded.append(line.decode("utf-8").rstrip("\r"))
         except UnicodeDecodeError as error:

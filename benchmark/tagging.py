@@ -21,6 +21,17 @@ from benchmark.types import Episode, EpisodeSpec, Kind, TaggedSentence
 MAX_ATTEMPTS = 100
 
 
+def unique_sentences(sentences: Sequence[TaggedSentence]) -> tuple[TaggedSentence, ...]:
+    """The first of each repeated token sequence (repeats could be both support and query)."""
+    seen: set[tuple[str, ...]] = set()
+    kept = []
+    for sentence in sentences:
+        if sentence.tokens not in seen:
+            seen.add(sentence.tokens)
+            kept.append(sentence)
+    return tuple(kept)
+
+
 def bio_problem(previous: str, tag: str) -> str | None:
     """Why `tag` may not follow `previous` in a BIO sequence, or None when it may."""
     if tag == "O":

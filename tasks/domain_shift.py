@@ -17,13 +17,13 @@ from benchmark.datasource import locate, read_maybe_gzipped, sha256_of
 from benchmark.errors import BenchmarkError, DataFormatError
 from benchmark.registry import TASKS
 from benchmark.sampling import ClassPool
-from benchmark.tagging import TaggedPool
+from benchmark.tagging import TaggedPool, unique_sentences
 from benchmark.types import EpisodeSource, Task, TaskCard, TaskEntry
 from tasks.common import class_split_task
 from tasks.intent import CARDS as INTENT_CARDS
 from tasks.intent import DATASETS as INTENT_DATA
 from tasks.intent import VENDORED
-from tasks.ner import CROSSNER, FEW_NERD, crossner_domain, unique_sentences
+from tasks.ner import CROSSNER, FEW_NERD, crossner_domain
 from tasks.relation import FEWREL, fewrel_pool
 
 CLINC_DOMAINS = (

@@ -21,7 +21,7 @@ from benchmark.datasource import (
 )
 from benchmark.errors import BenchmarkError, DataFormatError
 from benchmark.sampling import ClassPool
-from benchmark.tagging import TaggedPool, bio_problem, restrict
+from benchmark.tagging import TaggedPool, bio_problem, restrict, unique_sentences
 from benchmark.types import EpisodeSource, Example, TaggedSentence, Task, TaskCard
 
 FORMATS = ("jsonl", "csv", "tsv", "conll")
@@ -50,7 +50,13 @@ def read_jsonl_examples(
         text, label = row[text_key], row[label_key]
         if not isinstance(text, str) or not text.strip():
             raise DataFormatError(path, number, f"{text_key!r} must be a non-empty string")
-        examples.append(Example(f"{uid_prefix}-{number:06d}", text.strip(), str(label)))
+        if isinstance(label, bool) or not isinstance(label, str | int) or not str(label).strip():
+            raise DataFormatError(
+                path,
+                number,
+                f"{label_key!r} must be a non-empty string or an integer, not {label!r}",
+            )
+        examples.append(Example(f"{uid_prefix}-{number:06d}", text.strip(), str(label).strip()))
     return examples
 
 
@@ -71,13 +77,26 @@ def read_table_examples(
                 path, 1, f"no column {column!r} (set {flag}); the header has {header}"
             )
     examples = []
+    start = reader.line_num + 1  # the line a row starts on (a quoted field may span lines)
     for row in reader:
-        text, label = row.get(text_col), row.get(label_col)
-        if text is None or label is None or not text.strip() or not label.strip():
-            raise DataFormatError(
-                path, reader.line_num, f"expected non-empty {text_col!r} and {label_col!r} values"
+        extra = row.pop(None, None) or []
+        missing = [column for column, value in row.items() if value is None]
+        if extra or missing:
+            got = len(header) + len(extra) - len(missing)
+            why = (
+                "quote a text that holds the delimiter"
+                if extra
+                else "a row with too few fields, or a quote left open"
             )
-        examples.append(Example(f"{uid_prefix}-{reader.line_num:06d}", text.strip(), label.strip()))
+            raise DataFormatError(path, start, f"{got} fields, but the header has {len(header)} "
+                                  f"({why})")  # fmt: skip
+        text, label = row[text_col], row[label_col]
+        if not text.strip() or not label.strip():
+            raise DataFormatError(
+                path, start, f"expected non-empty {text_col!r} and {label_col!r} values"
+            )
+        examples.append(Example(f"{uid_prefix}-{start:06d}", text.strip(), label.strip()))
+        start = reader.line_num + 1
     return examples
 
 
@@ -157,6 +176,11 @@ def read_class_split(path: Path, known: set[str]) -> dict[str, tuple[str, ...]]:
     return splits
 
 
+def splits_digest(label_splits: dict[str, tuple[str, ...]]) -> str:
+    """12 hex digits naming which classes each split holds (part of the cell's identity)."""
+    return sha256_of(json.dumps(label_splits, sort_keys=True).encode())[:12]
+
+
 def load_file_task(
     path: Path,
     fmt: str | None = None,
@@ -171,7 +195,10 @@ def load_file_task(
     fmt = detect_format(path, fmt)
     notes: list[str] = []
     if fmt == "conll":
-        items: list = read_conll(path)
+        sentences = read_conll(path)
+        items: list = list(unique_sentences(sentences))
+        if len(items) < len(sentences):
+            notes.append(f"dropped {len(sentences) - len(items)} repeated sentence(s)")
         known = {t for s in items for t in s.types}
     else:
         if fmt == "jsonl":
@@ -184,7 +211,7 @@ def load_file_task(
         raise DataFormatError(path, None, "the file holds no examples")
     if split_file is not None:
         label_splits = read_class_split(split_file, known)
-        split_name = f"file:{split_file.name}"
+        split_name = f"file:{split_file.name}:{splits_digest(label_splits)}"
     elif train_classes:
         unknown = [c for c in train_classes if c not in known]
         if unknown:
@@ -193,7 +220,7 @@ def load_file_task(
             "train": tuple(train_classes),
             "test": tuple(sorted(known - set(train_classes))),
         }
-        split_name = "train-classes"
+        split_name = f"train-classes:{splits_digest(label_splits)}"
     else:
         label_splits = {"test": tuple(sorted(known))}
         split_name = "all-classes-test"
@@ -206,10 +233,11 @@ def load_file_task(
         else:
             splits[name] = ClassPool.of(items, labels)
     digest = sha256_of(read_maybe_gzipped(path))
+    read_as = fmt if fmt == "conll" else f"{fmt}:{text_col},{label_col}"
     card = TaskCard(
         name=path.name.split(".")[0],
         family="custom",
-        version=f"file-{digest[:12]}",
+        version=f"file-{digest[:12]}-{read_as}",
         description=f"user data from {path}",
         license="the user's",
         citation="",

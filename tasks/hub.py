@@ -31,7 +31,7 @@ from benchmark.datasource import deduplicate
 from benchmark.errors import BenchmarkError, DataFormatError, DataNotFoundError
 from benchmark.registry import HUB_TASKS, TASKS
 from benchmark.sampling import ClassPool, group_by_label
-from benchmark.tagging import TaggedPool, bio_problem
+from benchmark.tagging import TaggedPool, bio_problem, unique_sentences
 from benchmark.types import EpisodeSource, Example, Item, TaggedSentence, Task
 from tasks.common import class_split_task, label_split_files
 from tasks.domain_shift import (
@@ -43,7 +43,6 @@ from tasks.domain_shift import (
 from tasks.intent import DATASETS as INTENT_DATA
 from tasks.intent import PROTAUGMENT_SPLITS, VENDORED
 from tasks.ner import DOMAINS as CROSSNER_DOMAINS
-from tasks.ner import unique_sentences
 from tasks.relation import DOMAINS as FEWREL_DOMAINS
 from tasks.relation import mark_entities
 from tasks.sentiment import SST2_NAMES, SST5_NAMES, split_pool

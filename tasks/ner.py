@@ -12,7 +12,7 @@ from pathlib import Path
 from benchmark.datasource import hash_files, locate
 from benchmark.errors import BenchmarkError
 from benchmark.registry import TASKS
-from benchmark.tagging import TaggedPool
+from benchmark.tagging import TaggedPool, unique_sentences
 from benchmark.types import EpisodeSource, TaggedSentence, Task, TaskCard, TaskEntry
 from tasks.files import read_conll
 
@@ -35,17 +35,6 @@ def crossner_domain(
         for split, stem in PARTS.items()
     }
     return parts, folder, hash_files(folder / f"{stem}.txt" for stem in PARTS.values())
-
-
-def unique_sentences(sentences: list[TaggedSentence]) -> tuple[TaggedSentence, ...]:
-    """The first of each repeated token sequence (repeats could be both support and query)."""
-    seen: set[tuple[str, ...]] = set()
-    kept = []
-    for sentence in sentences:
-        if sentence.tokens not in seen:
-            seen.add(sentence.tokens)
-            kept.append(sentence)
-    return tuple(kept)
 
 
 def load_crossner(card: TaskCard, domain: str, data_dir: Path | None, split_id: int) -> Task:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import re
 import subprocess
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
+from benchmark.registry import TASKS
 from tasks.files import load_file_task, read_conll
 
 FAST = ("--encoder", "hashing-bow", "--episodes", "10", "--seeds", "1", "--no-progress")
@@ -158,6 +160,24 @@ def test_split_file_and_train_classes(tmp_path):
             r"bio.conll:2: invalid BIO sequence: 'I-location' follows 'O'",
         ),
         ("weird.xyz", "whatever\n", (), r"cannot tell the format of weird.xyz .* pass --format"),
+        (
+            "comma.csv",
+            "text,label\nhi,a\nhello, how are you,b\n",
+            (),
+            r"comma.csv:3: 3 fields, but the header has 2 \(quote a text that holds the delimiter",
+        ),
+        (
+            "open.csv",
+            'text,label\nhi,a\n"left open,b\nyo,b\nho,a\n',
+            (),
+            r"open.csv:3: 1 fields, but the header has 2 \(a row with too few fields, or a quote",
+        ),
+        (
+            "null.jsonl",
+            '{"text": "hi", "label": "a"}\n{"text": "x", "label": null}\n',
+            (),
+            r"null.jsonl:2: 'label' must be a non-empty string or an integer, not None",
+        ),
     ],
 )
 def test_malformed_files_name_file_line_and_expectation(
@@ -168,6 +188,44 @@ def test_malformed_files_name_file_line_and_expectation(
     code, _, err = run(capsys, tmp_path, "--task-file", str(path), *flags, "--method", "protonet")
     assert code == 2
     assert re.search(message, err), err
+
+
+def test_gzipped_and_byte_order_marked_files_are_read(tmp_path):
+    rows = "".join(
+        json.dumps({"text": f"t {c} {i}", "label": c}) + "\n" for c in "ab" for i in "12"
+    )
+    packed = tmp_path / "toy.jsonl.gz"
+    packed.write_bytes(gzip.compress(rows.encode()))
+    assert load_file_task(packed).split("test").size() == 4
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes(b"\xef\xbb\xbftext,label\nhi,a\nyo,b\n")
+    assert load_file_task(excel).split("test").labels() == ("a", "b")
+    broken = tmp_path / "broken.jsonl.gz"
+    broken.write_bytes(b"not gzip")
+    with pytest.raises(Exception, match=r"broken.jsonl.gz: not a readable gzip file"):
+        load_file_task(broken)
+
+
+def test_repeated_conll_sentences_are_dropped(tmp_path):
+    path = tmp_path / "twice.conll"
+    path.write_text("Paris B-location\n\nRome B-location\n\nParis B-location\n")
+    task = load_file_task(path)
+    assert task.split("test").size() == 2
+    assert task.notes == ("dropped 1 repeated sentence(s)",)
+
+
+def test_the_class_split_and_columns_are_part_of_the_cell(tmp_path):
+    """Another split of the classes, or other columns, is another experiment: its own key."""
+    path = tmp_path / "four.csv"
+    path.write_text("text,label,domain\n" + "".join(
+        f"t{c}{i},{c},{'xy'[i % 2]}\n" for c in "abcd" for i in range(4)))  # fmt: skip
+    first = load_file_task(path, train_classes=("a", "b"))
+    second = load_file_task(path, train_classes=("c", "d"))
+    assert first.split_name != second.split_name
+    assert first.split_name.startswith("train-classes:")
+    by_domain = load_file_task(path, label_col="domain")
+    assert by_domain.card.version != load_file_task(path).card.version
+    assert by_domain.card.version.endswith("-csv:text,domain")
 
 
 def test_encoding_errors_are_reported_not_replaced(capsys, tmp_path):
@@ -223,3 +281,16 @@ def test_a_new_user_runs_a_file_with_the_console_command(tmp_path):
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert "| faq " in done.stdout and "mean ± 95% CI" in done.stdout
+
+
+def test_corrupt_label_names_name_the_file(tmp_path, shared_data):
+    folder = tmp_path / "huffpost"
+    folder.mkdir()
+    for name in ("huffpost.json", "label_names.json"):
+        (folder / name).write_bytes((shared_data / "huffpost" / name).read_bytes())
+    (folder / "label_names.json").write_text('{"0": "politics",\n "1": }')
+    with pytest.raises(Exception, match=r"label_names.json:2: invalid JSON"):
+        TASKS.get("huffpost").load(tmp_path, 1)
+    (folder / "label_names.json").write_text('{"0": "politics"}')
+    with pytest.raises(Exception, match=r"label_names.json: no names for labels \['1', "):
+        TASKS.get("huffpost").load(tmp_path, 1)
