@@ -9,7 +9,7 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from benchmark.datasource import hash_files, locate
+from benchmark.datasource import hash_files, locate, read_maybe_gzipped
 from benchmark.errors import BenchmarkError, DataFormatError
 from benchmark.registry import TASKS
 from benchmark.types import Task, TaskCard, TaskEntry
@@ -23,7 +23,13 @@ BAO_SPLIT = "Bao et al. 2020 (YujiaBao/Distributional-Signatures src/dataset/loa
 
 def label_names(path: Path) -> dict[str, str]:
     """id -> lower-cased name; names shared by several ids get the id appended."""
-    names = {k: v.lower() for k, v in json.loads(path.read_text(encoding="utf-8")).items()}
+    try:
+        data = json.loads(read_maybe_gzipped(path))
+    except json.JSONDecodeError as error:
+        raise DataFormatError(path, error.lineno, f"invalid JSON: {error.msg}") from error
+    if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
+        raise DataFormatError(path, None, 'expected an object of label id -> name, {"0": "..."}')
+    names = {k: v.lower() for k, v in data.items()}
     repeated = {n for n, c in Counter(names.values()).items() if c > 1}
     return {k: f"{v} ({k})" if v in repeated else v for k, v in names.items()}
 
@@ -47,6 +53,9 @@ def _id_split_task(
     if unknown:
         raise DataFormatError(folder / "label_names.json", None, f"no names for labels {unknown}")
     examples = [replace(e, text=" ".join(e.text.split()), label=names[e.label]) for e in rows]
+    nameless = [i for span in ranges.values() for i in id_range(*span) if i not in names]
+    if nameless:
+        raise DataFormatError(folder / "label_names.json", None, f"no names for ids {nameless}")
     splits = {split: [names[i] for i in id_range(*span)] for split, span in ranges.items()}
     return class_split_task(
         card,
