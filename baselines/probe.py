@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -91,9 +92,12 @@ class LogisticRegression:
         return LinearPredictor(self.context, names, weight, bias)
 
     def score_batch(self, episodes: Sequence[Episode]) -> list[float]:
-        """Accuracy of each episode, fitted together by `fit_logistic_regression_batched` (up to
-        `MAX_BATCHED_SUPPORT` support examples; larger episodes go through `fit` one by one)."""
+        """Accuracy of each episode, fitted together by `fit_logistic_regression_batched`, which
+        solves to convergence (up to `MAX_BATCHED_SUPPORT` support examples; larger episodes,
+        and every episode when `max_iter` stops L-BFGS earlier than the default, go through
+        `fit` one by one)."""
         c = self.config.c
+        converges = self.config.max_iter >= LogisticRegressionConfig.max_iter
 
         def predict(batch: EpisodeBatch) -> torch.Tensor:
             weight, bias = fit_logistic_regression_batched(
@@ -102,7 +106,7 @@ class LogisticRegression:
             return (batch.query @ weight.mT + bias.unsqueeze(1)).argmax(-1)
 
         def batchable(shape: EpisodeShape) -> bool:
-            return shape.support <= MAX_BATCHED_SUPPORT
+            return converges and shape.support <= MAX_BATCHED_SUPPORT
 
         return score_batched(episodes, self.context, predict, self, batchable, 4 * GATHER_BYTES)
 
@@ -165,6 +169,17 @@ def fit_logistic_regression_batched(
             candidate = torch.where(worse[:, None, None], theta - gradient @ safe, candidate)
             new_value, new_logits = evaluate(candidate)
         theta, value, logits = candidate, new_value, new_logits
+    else:
+        gradient = (torch.softmax(logits, -2) - target) @ features + theta * penalty
+        largest = gradient.abs().flatten(1).amax(-1)
+        if bool((largest >= FIT_TOLERANCE).any()):
+            warnings.warn(
+                f"batched logistic regression: {int((largest >= FIT_TOLERANCE).sum())} of {b} "
+                f"problems stopped unconverged after {MAX_BOUND_STEPS} steps (largest gradient "
+                f"{float(largest.max()):.2g}; c={c} may be too weak a penalty)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
     to_coordinates = torch.linalg.solve_triangular(lower, eye, upper=False).to(x.dtype)
     weight = theta[..., :s] @ to_coordinates @ x
     bias = theta[..., s]

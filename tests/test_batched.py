@@ -108,6 +108,21 @@ def test_batched_fit_reaches_the_scikit_learn_optimum():
         assert np.abs(centred - (reference.intercept_ - reference.intercept_.mean())).max() < 1e-4
 
 
+def test_an_early_max_iter_scores_episode_by_episode(context, source):
+    """The batched fit solves to convergence; a max_iter that stops L-BFGS early is honoured."""
+    episodes = source.episodes(SPECS[5], (0,), 20)
+    probe = build("logistic-regression", context, max_iter=1)
+    assert probe.score_batch(episodes) == looped(probe, episodes)
+
+
+def test_an_unconverged_batched_fit_warns():
+    rng = np.random.default_rng(0)
+    x = torch.from_numpy(rng.normal(size=(2, 8, 64)).astype(np.float32))
+    y = torch.from_numpy(np.tile(np.arange(4), (2, 2)))  # separable: no optimum without penalty
+    with pytest.warns(RuntimeWarning, match=r"2 of 2 problems stopped unconverged after 500"):
+        fit_logistic_regression_batched(x, y, 4, c=1e12)
+
+
 def test_mixed_shapes_and_large_probes_fall_back_to_the_same_scores(context, source):
     specs = [EpisodeSpec(5, 1, 15), EpisodeSpec(3, 2, 4), EpisodeSpec(10, 13, 3)]
     episodes = [e for i in range(6) for e in source.episodes(specs[i % 3], (i,), 3)]
