@@ -38,6 +38,9 @@ class TrainableTransformer(nn.Module):
         super().__init__()
         self.tokenizer = source.tokenizer
         self.model = copy.deepcopy(source.model).train()
+        # Fused (SDPA) attention kernels have no double backward; second-order MAML needs one.
+        if hasattr(self.model, "set_attn_implementation"):
+            self.model.set_attn_implementation("eager")
         self.pooling, self.normalize = source.pooling, source.normalize
         self.max_length = source.max_length
         layers = _encoder_layers(self.model)

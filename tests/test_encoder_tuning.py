@@ -28,9 +28,12 @@ def tiny_bert(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-bert")
     tokenizer = AutoTokenizer.from_pretrained(minilm)
     torch.manual_seed(0)
+    # No attention dropout: PyTorch's fused CPU attention then has no double backward, which
+    # second-order MAML needs (the trainable copy must use eager attention).
     config = BertConfig(
         vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
         num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
+        attention_probs_dropout_prob=0.0,
     )  # fmt: skip
     BertModel(config).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
