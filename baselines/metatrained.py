@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from baselines.frozen import Distance, similarity
+from benchmark.configs import ConfigError
 from benchmark.features import TextFeatures
 from benchmark.methods import MethodContext, MethodEntry, label_index
 from benchmark.registry import METHODS
@@ -54,6 +55,11 @@ class EpisodeLearner(nn.Module):
 
     def make_optimizer(self) -> torch.optim.Optimizer:
         trainable = [p for p in self.parameters() if p.requires_grad]
+        if not trainable:
+            raise ConfigError(
+                "nothing to meta-train: with adapter_hidden=0 and unfreeze_layers=0 the method "
+                "has no meta-learned parameters; set one of them"
+            )
         return torch.optim.Adam(trainable, lr=self.config.meta_lr)
 
     def checkpoint_state(self) -> dict[str, torch.Tensor]:

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import torch
 
+from benchmark.configs import ConfigError
 from benchmark.errors import BenchmarkError
 from benchmark.methods import Predictor, TagPredictor
 from benchmark.metrics import score_episode
@@ -51,6 +52,12 @@ class MetaTrainConfig:
     valid_every: int = 50
     valid_episodes: int = 40
     train_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.meta_batch < 1:
+            raise ConfigError(f"option meta_batch={self.meta_batch}: expected at least 1")
+        if self.meta_episodes < 0:
+            raise ConfigError(f"option meta_episodes={self.meta_episodes}: expected at least 0")
 
     def valid_spec(self, evaluated: EpisodeSpec, valid_classes: int) -> EpisodeSpec:
         """Validation episodes: the evaluated N (at most the validation classes) and K."""
@@ -186,8 +193,10 @@ def meta_train(
     steps = math.ceil(config.meta_episodes / config.meta_batch) if config.meta_episodes else 0
 
     def meta_batch(step: int) -> list[Episode]:
+        """Episodes of step `step`; the last batch holds what is left of `meta_episodes`."""
         first = (step - 1) * config.meta_batch
-        return [train.episode(spec, seed, first + i) for i in range(config.meta_batch)]
+        last = min(first + config.meta_batch, config.meta_episodes)
+        return [train.episode(spec, seed, i) for i in range(first, last)]
 
     batch = meta_batch(1)
     for step in range(1, steps + 1):

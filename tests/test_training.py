@@ -146,6 +146,33 @@ def test_the_next_batch_is_sampled_before_the_loss_is_read():
     assert [h["loss"] for h in result.history] == [0.5] * 3
 
 
+def test_the_last_meta_batch_holds_what_is_left_of_meta_episodes():
+    seen: list[list[int]] = []
+
+    class Learner(FixedLossLearner):
+        def train_step(self, episodes, rng):
+            seen.append([e.index for e in episodes])
+            return 0.5
+
+    config = MetaTrainConfig(meta_episodes=5, meta_batch=2, valid_every=0)
+    meta_train(Learner([]), config, EpisodeSpec(2, 1, 1), "classification", two_class_pool(), None)
+    assert seen == [[0, 1], [2, 3], [4]]
+
+
+def test_meta_batch_and_episode_counts_are_checked():
+    with pytest.raises(ConfigError, match=r"option meta_batch=0: expected at least 1"):
+        with_options(MetaTrainConfig(), {"meta_batch": "0"}, "m")
+    with pytest.raises(ConfigError, match=r"option meta_episodes=-1: expected at least 0"):
+        with_options(MetaTrainConfig(), {"meta_episodes": "-1"}, "m")
+
+
+def test_a_learner_with_nothing_to_meta_train_says_so(tmp_path):
+    args = [*TINY, "--method", "maml", "--option", "adapter_hidden=0", "--out", str(tmp_path)]
+    assert main(["run", *args]) == 1
+    (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert "nothing to meta-train: with adapter_hidden=0 and unfreeze_layers=0" in record["error"]
+
+
 def test_the_best_validation_state_is_kept():
     config = MetaTrainConfig(meta_episodes=4, meta_batch=1, valid_every=1, valid_episodes=2)
     learner = FixedLossLearner([1.0] * 4)
