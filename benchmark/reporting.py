@@ -101,28 +101,38 @@ def _run(record: Record) -> str:
 
 
 def _describers(group: Sequence[Record]) -> list[Callable[[Record], str]]:
-    """The fields that tell a method's records apart, each as a short string."""
+    """The fields that tell a method's records of one task and spec apart, each as a short
+    string."""
+    repeated = [cell for cell in _group(group, _cell_key) if len(cell) > 1]
     options = sorted({k for r in group for k in r["method_config"]} - {"name"})
     candidates: list[Callable[[Record], str]] = [
         lambda r: r.get("encoder") or "no encoder",
+        lambda r: f"v{r['task_version']}",
         lambda r: r["class_split"],
+        lambda r: f"{r['eval_split']} split",
+        lambda r: f"data {r['data_sha256'][:8]}",
+        lambda r: f"{r.get('classes_available')} classes",
+        lambda r: f"sampler {r['sampler_version']}",
         _run,
         *(lambda r, k=k: f"{k}={r['method_config'].get(k)}" for k in options),
     ]
-    useful = [d for d in candidates if len({d(r) for r in group}) > 1]
-    return useful or [lambda r: r["key"][:8]]
+    return [d for d in candidates if any(len({d(r) for r in cell}) > 1 for cell in repeated)]
 
 
 def series_labels(records: Sequence[Record]) -> dict[str, str]:
-    """A legend name per record key: the method, plus what tells its records apart (encoder,
-    class split, seeds, options) when the method ran more than once on one task and spec."""
+    """A legend name per record key: the method, plus what tells its records apart (encoder, task
+    version, split, data, seeds, options...) when the method ran more than once on one task and
+    spec; records that still share a label get their key's first digits."""
     labels = {}
     for group in _group(records, lambda r: r["method"]):
-        cells = [_cell_key(r) for r in group]
-        describers = _describers(group) if len(set(cells)) < len(cells) else []
+        describers = _describers(group)
         for record in group:
             extra = ", ".join(d(record) for d in describers)
             labels[record["key"]] = f"{record['method']} [{extra}]" if extra else record["method"]
+        named = Counter((_cell_key(r), labels[r["key"]]) for r in group)
+        for record in group:
+            if named[(_cell_key(record), labels[record["key"]])] > 1:
+                labels[record["key"]] = f"{labels[record['key']]} ({record['key'][:8]})"
     return labels
 
 

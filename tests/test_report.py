@@ -158,6 +158,17 @@ def test_repeated_methods_get_labels_that_tell_them_apart(store):
     assert labels[records[0]["key"]] == records[0]["method"]
 
 
+def test_another_task_version_or_an_identical_twin_is_told_apart(store):
+    records = [r for r in load_records(store) if r["method"] == "random"]
+    bumped = [{**r, "key": "x" + r["key"][1:], "task_version": "9"} for r in records]
+    twins = [{**r, "key": "y" + r["key"][1:]} for r in records]
+    labels = series_labels(records + bumped)
+    assert {labels[r["key"]] for r in bumped} == {"random [v9]"}
+    assert len({labels[r["key"]] for r in records}) == 1
+    labels = series_labels(records + twins)
+    assert len({labels[r["key"]] for r in records + twins}) == 2 * len({r["key"] for r in records})
+
+
 def test_throughput_axis_is_logarithmic_only_when_rates_span_decades(store):
     records = [r for r in load_records(store) if r["method"] in ("protonet", "random")]
     assert spans_decades([10.0, 1000.0]) and not spans_decades([10.0, 999.0])
