@@ -131,15 +131,18 @@ class TaggedPool:
         def rarest_drawn_type(i: int) -> int:
             return min(counts[t] for t in types_of[i] & chosen)
 
+        short = ""
         for _ in range(MAX_ATTEMPTS):
             order = choose(rng, len(self.sentences), len(self.sentences))
             candidates = [i for i in order if types_of[i] & chosen]
             candidates.sort(key=rarest_drawn_type)  # stable: random order within each rarity
-            support, rest = _greedy(candidates, self._mentions, chosen, spec.k_shot)
+            support, rest, reached = _greedy(candidates, self._mentions, chosen, spec.k_shot)
             if support is None:
+                short = _shortfall("support", reached, spec.k_shot)
                 continue
-            query, _ = _greedy(rest, self._mentions, chosen, spec.n_query)
+            query, _, reached = _greedy(rest, self._mentions, chosen, spec.n_query)
             if query is None:
+                short = _shortfall("query", reached, spec.n_query)
                 continue
             return make_episode(
                 classes,
@@ -151,11 +154,19 @@ class TaggedPool:
         raise SpecError(
             f"could not sample episode {index} of seed {seed} ({spec.label}, types "
             f"{', '.join(classes)}) in {MAX_ATTEMPTS} attempts: too few sentences keep every "
-            f"type between K and 2K mentions in support and Q and 2Q in query"
+            f"type between K and 2K mentions in support and Q and 2Q in query (the last attempt's "
+            f"{short})"
         )
 
     def episodes(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> list[Episode]:
         return [self.episode(spec, seed, i) for seed in seeds for i in range(count)]
+
+
+def _shortfall(part: str, reached: Mapping[str, int], k: int) -> str:
+    """`support reached only person 2 of the 5 mentions needed`: the types a failed draw left
+    below `k`."""
+    short = ", ".join(f"{t} {n}" for t, n in sorted(reached.items()) if n < k)
+    return f"{part} reached only {short} of the {k} mentions needed"
 
 
 def _greedy(
@@ -163,8 +174,9 @@ def _greedy(
     mentions_of: Sequence[Mapping[str, int]],
     types: frozenset[str],
     k: int,
-) -> tuple[list[int] | None, list[int]]:
-    """Take sentences (indices into `mentions_of`) in order until every type has >= k mentions.
+) -> tuple[list[int] | None, list[int], dict[str, int]]:
+    """Take sentences (indices into `mentions_of`) in order until every type has >= k mentions;
+    also returns the mentions reached per type.
 
     As in Few-NERD, a sentence is taken only if every type stays <= 2k and it adds a mention of
     a type still below k; the others are left for the next set.
@@ -180,10 +192,10 @@ def _greedy(
             for t, n in found.items():
                 counts[t] += n
             if all(n >= k for n in counts.values()):
-                return taken, rest + list(candidates[position + 1 :])
+                return taken, rest + list(candidates[position + 1 :]), counts
         else:
             rest.append(sentence)
-    return None, rest
+    return None, rest, counts
 
 
 def entities(sentences: Sequence[Sequence[str]]) -> set[tuple[str, int, int]]:

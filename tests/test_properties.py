@@ -489,6 +489,8 @@ def test_tagged_pool_names_the_episode_it_cannot_sample() -> None:
         SpecError, match=r"could not sample episode 7 of seed 3 \(1w-1s-1q, types PER\)"
     ):
         pool.episode(spec, 3, 7)
+    with pytest.raises(SpecError, match=r"query reached only PER 0 of the 1 mentions needed\)"):
+        pool.episode(spec, 3, 7)
 
 
 def test_tagged_pool_keeps_the_types_it_drew() -> None:
