@@ -98,9 +98,10 @@ class TransformerEncoder:
         self.pooling, self.normalize = _sentence_transformers_head(Path(model))
         self.name = name or str(model)
         self.revision = revision or _revision_of(Path(model))
+        # fp16 autocast on CUDA gives other vectors than fp32 on the CPU: never mix them.
+        precision = "+fp16" if self.device.startswith("cuda") else ""
         self.cache_revision = (
-            f"{_cache_revision(self.revision, Path(model))}+code{VECTOR_CODE_VERSION}"
-            f"+max{max_length}"
+            f"{self.revision}+code{VECTOR_CODE_VERSION}+max{max_length}{precision}"
         )
         hidden_size, layers = _model_shape(self.source)
         self.dim = hidden_size
@@ -264,28 +265,20 @@ def _sentence_transformers_head(model_dir: Path) -> tuple[str, bool]:
 
 
 def _revision_of(model_dir: Path) -> str:
-    """A hub snapshot's commit hash, else a hash of a local folder's file names and sizes."""
+    """A hub snapshot's commit hash, else a hash of a local folder's file names and contents
+    (re-trained weights of the same size are another revision; a copy is the same one)."""
     if model_dir.parent.name == "snapshots":
         return model_dir.name
     if model_dir.is_dir():
         h = hashlib.sha256()
         for path in sorted(model_dir.rglob("*")):
             if path.is_file():
-                h.update(f"{path.relative_to(model_dir)}:{path.stat().st_size}\n".encode())
+                h.update(f"{path.relative_to(model_dir)}\n".encode())
+                with path.open("rb") as file:
+                    while chunk := file.read(2**20):
+                        h.update(chunk)
         return "local-" + h.hexdigest()[:16]
     return "unknown"
-
-
-def _cache_revision(revision: str, model_dir: Path) -> str:
-    """What the embedding cache keys on: the revision, plus for a local folder (whose files may be
-    rewritten with the same names and sizes) a hash of its files' modification times."""
-    if not revision.startswith("local-"):
-        return revision
-    h = hashlib.sha256()
-    for path in sorted(model_dir.rglob("*")):
-        if path.is_file():
-            h.update(f"{path.relative_to(model_dir)}:{path.stat().st_mtime_ns}\n".encode())
-    return f"{revision}-{h.hexdigest()[:12]}"
 
 
 class HashingBagOfWords:

@@ -25,6 +25,7 @@ from benchmark.checkpoints import (
     save_checkpoint,
 )
 from benchmark.configs import ConfigError, field_types, with_options
+from benchmark.datasource import sha256_of
 from benchmark.embedding_cache import EmbeddingCache, EmbeddingCacheError, cache_dir
 from benchmark.encoders import (
     DEFAULT_ENCODER,
@@ -36,7 +37,7 @@ from benchmark.encoders import (
     synchronize,
 )
 from benchmark.environment import git_commit, package_versions, peak_memory_mb, reset_peak_memory
-from benchmark.errors import DataNotFoundError, SpecError
+from benchmark.errors import BenchmarkError, DataNotFoundError, SpecError
 from benchmark.methods import Method, MethodContext, MethodEntry, resolve_method
 from benchmark.metrics import METRICS, score_episode
 from benchmark.registry import HUB_TASKS, METHODS, TASKS
@@ -179,6 +180,18 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
     methods = configured_methods(sweep.methods, sweep.options)
     tasks = load_tasks(sweep.tasks, sweep.split_id, options)
     tasks.update((task.card.name, task) for task in extra_tasks)
+    provenance = {
+        "encoder_revision": (
+            encoder_revision(sweep.encoder, options)
+            if any(entry.needs_encoder for entry in methods.values())
+            else None
+        ),
+        "checkpoint": (
+            checkpoint_digest(options.checkpoint)
+            if options.checkpoint is not None and any(e.trainable for e in methods.values())
+            else None
+        ),
+    }
     cells: dict[str, Cell] = {}
     for task in tasks.values():
         for method_name, entry in methods.items():
@@ -195,11 +208,32 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
                 if entry.trainable and options.checkpoint is None:
                     _check_trainable(task, method_name, entry, spec)
                 identity = _identity(task, source, method_name, entry, spec, seeds, count, sweep)
+                identity.update(
+                    encoder_revision=provenance["encoder_revision"]
+                    if entry.needs_encoder
+                    else None,
+                    checkpoint=provenance["checkpoint"] if entry.trainable else None,
+                )
                 cells.setdefault(
                     cell_key(identity),
                     Cell(task, source, method_name, entry, spec, seeds, count, identity),
                 )
     return list(cells.values())
+
+
+def encoder_revision(name: str, options: RunOptions) -> str:
+    """The revision of the encoder the sweep names (its weights are not loaded): part of every
+    cell's identity, so records of other weights are never reused."""
+    device = resolve_device(options.device)
+    return build_encoder(name, EncoderOptions(device, options.batch_size, False)).revision
+
+
+def checkpoint_digest(path: Path) -> str:
+    """The first 16 hex digits of the sha256 of a checkpoint file given to evaluate: part of the
+    identity of the cells that load it."""
+    if not path.is_file():
+        raise BenchmarkError(f"no checkpoint at {path}")
+    return sha256_of(path.read_bytes())[:16]
 
 
 def configured_methods(names: Sequence[str], options: Mapping[str, str]) -> dict[str, MethodEntry]:
@@ -582,7 +616,6 @@ def _run_or_fail(
         "schema_version": SCHEMA_VERSION,
         **cell.identity,
         "key": cell_key(cell.identity),
-        "encoder_revision": context.encoder.revision if uses_encoder else None,
         "metric": METRICS[cell.task.kind],
         "n_episodes": cell.episodes_per_seed * len(cell.seeds),
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),

@@ -13,7 +13,7 @@ from typing import Any
 
 from benchmark.errors import DataFormatError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 IDENTITY_FIELDS = (
     "task",
     "task_version",
@@ -22,6 +22,8 @@ IDENTITY_FIELDS = (
     "data_sha256",
     "method_config",
     "encoder",
+    "encoder_revision",
+    "checkpoint",
     "n_way",
     "k_shot",
     "n_query",
@@ -105,7 +107,14 @@ def _from_v0(record: Record) -> Record:
     }
 
 
-MIGRATIONS: dict[int, Callable[[Record], Record]] = {0: _from_v0}  # version -> one version up
+def _from_v1(record: Record) -> Record:
+    """Version 1 -> 2: the encoder revision and the checkpoint file given to evaluate became part
+    of the cell's identity; version 1 recorded no such file (`checkpoint` null). The key a
+    version 1 record holds was made without them: a rerun makes the cell again."""
+    return {"checkpoint": None, **record, "schema_version": 2}
+
+
+MIGRATIONS: dict[int, Callable[[Record], Record]] = {0: _from_v0, 1: _from_v1}
 
 
 def migrate(record: Record) -> Record:

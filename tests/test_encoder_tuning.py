@@ -74,3 +74,29 @@ def test_unfreezing_more_layers_than_the_encoder_has_is_refused(tiny_bert, tmp_p
     assert main(args) == 1
     (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
     assert "unfreeze_layers=3: the encoder has 2 layers" in record["error"]
+
+
+def test_records_of_other_weights_are_never_reused(tiny_bert, tmp_path, capsys):
+    """Weights re-trained in place (same files, same sizes) are another encoder revision."""
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = tmp_path / "bert"
+    shutil.copytree(tiny_bert, folder)
+    args = [
+        "run", "--task", "clinc150", "--method", "protonet", "--encoder", str(folder),
+        "--n-way", "3", "--k-shot", "1", "--n-query", "2", "--episodes", "3", "--seeds", "1",
+        "--no-progress", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
+    ]  # fmt: skip
+    assert main(args) == 0
+    assert main(args) == 0
+    assert "0 cell(s) run, 1 reused" in capsys.readouterr().out
+    weights = load_file(folder / "model.safetensors")
+    save_file({k: v + 0.01 for k, v in weights.items()}, folder / "model.safetensors")
+    assert main(args) == 0
+    assert "1 cell(s) run, 0 reused" in capsys.readouterr().out
+    revisions = {
+        json.loads(p.read_text())["encoder_revision"] for p in (tmp_path / "out").glob("*.json")
+    }
+    assert len(revisions) == 2

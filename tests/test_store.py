@@ -13,7 +13,14 @@ from benchmark.methods import MethodEntry
 from benchmark.registry import METHODS
 from benchmark.runner import RunOptions, Sweep, run_sweep
 from benchmark.stats import mean_ci
-from benchmark.store import CorruptRecordError, load_records, read_record, write_json_atomically
+from benchmark.store import (
+    IDENTITY_FIELDS,
+    CorruptRecordError,
+    cell_key,
+    load_records,
+    read_record,
+    write_json_atomically,
+)
 from benchmark.types import EpisodeSpec
 
 from helpers import Exploding, NoConfig
@@ -137,8 +144,8 @@ def test_newer_schema_is_refused(tmp_path):
 def test_newer_schema_record_of_a_cell_stops_a_resumed_run(tmp_path):
     run_sweep(small_sweep(methods=("random",)), options(tmp_path))
     victim = sorted(tmp_path.glob("*.json"))[0]
-    victim.write_text(json.dumps({**json.loads(victim.read_text()), "schema_version": 2}))
-    with pytest.raises(DataFormatError, match=rf"{victim.name}: schema_version 2 is newer"):
+    victim.write_text(json.dumps({**json.loads(victim.read_text()), "schema_version": 3}))
+    with pytest.raises(DataFormatError, match=rf"{victim.name}: schema_version 3 is newer"):
         run_sweep(small_sweep(methods=("random",)), options(tmp_path))
 
 
@@ -167,6 +174,27 @@ def test_version_0_record_is_migrated_in_memory_and_its_cell_reused(tmp_path):
     assert migrated in resumed.records
     assert [r["key"] for r in resumed.records] == [r["key"] for r in first.records]
     assert victim.read_text() == old_text  # migrated on reading only
+
+
+def test_version_1_record_is_migrated_with_no_checkpoint(tmp_path):
+    run_sweep(small_sweep(methods=("random",)), options(tmp_path))
+    victim = sorted(tmp_path.glob("*.json"))[0]
+    current = json.loads(victim.read_text())
+    old = {k: v for k, v in current.items() if k != "checkpoint"}
+    victim.write_text(json.dumps({**old, "schema_version": 1}))
+    migrated = read_record(victim)
+    assert migrated == current and migrated["checkpoint"] is None
+    jsonschema.validate(migrated, SCHEMA)
+
+
+def test_encoder_revision_and_checkpoint_are_part_of_the_key():
+    identity = {name: None for name in IDENTITY_FIELDS}
+    keys = {
+        cell_key(identity),
+        cell_key({**identity, "encoder_revision": "local-0123456789abcdef"}),
+        cell_key({**identity, "checkpoint": "0123456789abcdef"}),
+    }
+    assert len(keys) == 3
 
 
 def test_an_interrupted_json_write_leaves_nothing_a_json_glob_reads(tmp_path):

@@ -230,6 +230,23 @@ def test_train_command_then_run_with_that_checkpoint(tmp_path, capsys):
     assert record["training"]["checkpoint"] == str(saved)
 
 
+def test_another_checkpoint_into_the_same_out_is_another_cell(tmp_path, capsys):
+    """Evaluating another checkpoint file never reuses the record of the first one."""
+    first, second = tmp_path / "a", tmp_path / "b"
+    assert main(["train", *TINY, "--checkpoint-dir", str(first)]) == 0
+    assert main(["train", *TINY, "--k-shot", "5", "--checkpoint-dir", str(second)]) == 0
+    ((one,), (two,)) = first.glob("*.pt"), second.glob("*.pt")
+    out = tmp_path / "out"
+    for checkpoint in (one, two, one):
+        assert main(["run", *TINY, "--checkpoint", str(checkpoint), "--out", str(out)]) == 0
+    records = records_of(out)
+    assert sorted(r["training"]["checkpoint"] for r in records) == sorted([str(one), str(two)])
+    assert len({r["checkpoint"] for r in records}) == 2
+    missing = tmp_path / "nothing.pt"
+    assert main(["run", *TINY, "--checkpoint", str(missing), "--out", str(out)]) == 2
+    assert f"no checkpoint at {missing}" in capsys.readouterr().err
+
+
 def test_a_checkpoint_of_another_config_or_encoder_is_refused(tmp_path, capsys):
     checkpoints = tmp_path / "ckpt"
     assert main(["train", *TINY, "--checkpoint-dir", str(checkpoints)]) == 0
