@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -60,6 +61,8 @@ def _receive_job(job: Any, threads: int) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    # Ctrl-C reaches the whole process group: the parent stops the workers (`LocalPool.run`).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
 
 
@@ -106,9 +109,21 @@ class LocalPool:
                     f"a worker process died (killed, or out of memory?): {error}. The records of "
                     "finished cells are stored; rerun the same command to resume"
                 ) from error
+            except BaseException:  # Ctrl-C, or the caller stopped: do not wait for the cells
+                _stop_workers(pool)
+                raise
             finally:
                 for future in pending:
                     future.cancel()
+
+
+def _stop_workers(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued cells and end the workers now, so that leaving the pool does not wait
+    for the cells they are running (their records are not stored; a rerun makes them)."""
+    workers = list(getattr(pool, "_processes", {}).values())  # no public handle before 3.14
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        process.terminate()
 
 
 def _ray_call(work: Work, job: Any, key: str) -> dict[str, Any]:

@@ -121,6 +121,29 @@ def test_sigkilled_sweep_resumes_to_the_uninterrupted_records(tmp_path, referenc
     assert results(records) == reference
 
 
+def test_ctrl_c_stops_a_worker_sweep_at_once_and_it_resumes(tmp_path, reference):
+    """Ctrl-C (SIGINT to the whole process group, twice) ends a `--workers` sweep within
+    seconds, without waiting for the running cells; the stored records are whole and reused."""
+    out = tmp_path / "store"
+    victim = start_sweep(out, "--workers", "2", sleep_s=0.1)
+    wait_for_records(out, 2, victim, timeout_s=30)
+    children = Path(f"/proc/{victim.pid}/task/{victim.pid}/children").read_text().split()
+    os.killpg(victim.pid, signal.SIGINT)
+    time.sleep(0.05)
+    os.killpg(victim.pid, signal.SIGINT)
+    victim.communicate(timeout=20)
+    assert victim.returncode != 0
+    assert wait_until_gone([int(pid) for pid in children], timeout_s=10) == []
+    survivors = load_records(out)
+    assert 2 <= len(survivors) < CELLS
+    assert all(results([r])[r["key"]] == reference[r["key"]] for r in survivors)
+    resumed = start_sweep(out, "--workers", "2")
+    stdout, stderr = resumed.communicate(timeout=60)
+    assert resumed.returncode == 0, stderr
+    assert f"{len(survivors)} reused" in stdout
+    assert results(load_records(out)) == reference
+
+
 def test_two_sweeps_writing_one_store_at_once_leave_whole_records(tmp_path, reference):
     out = tmp_path / "store"
     first, second = start_sweep(out, "--workers", "1", sleep_s=0.02), None
