@@ -281,8 +281,20 @@ def _check_trainable(task: Task, method: str, entry: MethodEntry, spec: EpisodeS
             f"train split; give your own data a class split (--split-file or --train-classes), "
             f"pass --option meta_episodes=0 to run it untrained, or --checkpoint"
         )
-    train_spec = entry.config.train_spec(spec, len(task.split("train").labels()))
-    task.split("train").check(train_spec, f"split 'train' of {task.card.name} (meta-training)")
+    config = entry.config
+    train_spec = config.train_spec(spec, len(task.split("train").labels()))
+    checks = [("train", train_spec, "train_k_shot or train_n_query")]
+    if "valid" in task.splits and config.valid_every > 0 and config.valid_episodes > 0:
+        valid_spec = config.valid_spec(spec, len(task.split("valid").labels()))
+        checks.append(("valid", valid_spec, "train_n_query, or valid_every=0 (no validation)"))
+    for split, split_spec, options in checks:
+        try:
+            task.split(split).check(split_spec, f"split {split!r} of {task.card.name}")
+        except SpecError as error:
+            raise SpecError(
+                f"{error}; but {method!r} meta-trains on this split, which --drop-small-classes "
+                f"does not change: lower K or set --option {options}"
+            ) from error
 
 
 def _checked_source(task: Task, spec: EpisodeSpec, drop_small: bool) -> EpisodeSource:

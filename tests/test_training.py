@@ -279,6 +279,23 @@ def test_meta_training_needs_training_classes(tmp_path, capsys):
     assert main([*args, "--n-way", "2", "--train-classes", "a,b,c"]) == 0
 
 
+def test_a_validation_split_too_small_is_refused_before_any_cell(tmp_path, capsys):
+    data = tmp_path / "mine.jsonl"
+    sizes = {"a": 20, "b": 20, "c": 20, "d": 20, "e": 20, "v": 4, "w": 20, "x": 8, "y": 8}
+    rows = [{"text": f"{c} example {i}", "label": c} for c, n in sizes.items() for i in range(n)]
+    data.write_text("\n".join(json.dumps(r) for r in rows))
+    split = tmp_path / "split.json"
+    split.write_text(json.dumps({"train": list("abcde"), "valid": ["v", "w"], "test": ["x", "y"]}))
+    args = ["run", "--task-file", str(data), "--split-file", str(split), *TINY[2:],
+            "--n-way", "2", "--out", str(tmp_path / "o")]  # fmt: skip
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "larger than some classes of split 'valid' of mine: 1 class(es)" in err
+    assert "'protonet-meta' meta-trains on this split" in err and "valid_every=0" in err
+    assert not (tmp_path / "o").exists()  # refused before any cell ran
+    assert main([*args, "--option", "valid_every=0"]) == 0
+
+
 def test_tensorboard_curves_are_written(tmp_path):
     log_dir = tmp_path / "tb"
     assert main(["run", *TINY, "--out", str(tmp_path / "o"), "--log-dir", str(log_dir)]) == 0
