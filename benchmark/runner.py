@@ -633,6 +633,7 @@ def _run_or_fail(
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     hits, misses = _cache_counts(context)
+    reset_peak_memory(context.device)  # the peak covers meta-training too
     try:
         method = cell.entry.build(cell.entry.config, context)
         if cell.entry.trainable:
@@ -663,7 +664,6 @@ def run_cell(
     """
     if episodes is None:
         episodes = cell.source.episodes(cell.spec, cell.seeds, cell.episodes_per_seed)
-    reset_peak_memory(context.device)
     start = time.perf_counter()
     if cell.entry.needs_encoder and context.encoder is not None:
         _encode_union(context.encoder, episodes, cell.task.kind)
