@@ -147,7 +147,16 @@ def read_record(path: Path) -> Record:
             f"schema_version {version} is newer than this fewshot-bench understands "
             f"({SCHEMA_VERSION}); upgrade fewshot-bench",
         )
-    return migrate(record)
+    try:
+        record = migrate(record)
+    except KeyError as error:
+        raise CorruptRecordError(path, None, f"not a result record: no {error}; {ADVICE}") from None
+    missing = [name for name in (*IDENTITY_FIELDS, "key", "status") if name not in record]
+    if missing:
+        raise CorruptRecordError(
+            path, None, f"not a result record: no {', '.join(missing)}; {ADVICE}"
+        )
+    return record
 
 
 def load_records(out_dir: Path) -> list[Record]:

@@ -15,6 +15,7 @@ from benchmark.runner import RunOptions, Sweep, run_sweep
 from benchmark.stats import mean_ci
 from benchmark.store import (
     IDENTITY_FIELDS,
+    SCHEMA_VERSION,
     CorruptRecordError,
     cell_key,
     load_records,
@@ -130,9 +131,19 @@ def test_resuming_over_a_corrupt_record_fails_naming_it_and_never_overwrites_it(
         with pytest.raises(CorruptRecordError, match=rf"{victim.name}:\d+: .*move or delete"):
             run_sweep(small_sweep(methods=("random",)), options(tmp_path, force=force))
     assert victim.read_bytes() == truncated
-    victim.write_text(json.dumps({"schema_version": 1, "key": "0" * 64, "status": "ok"}))
+    other = sorted(tmp_path.glob("*.json"))[1]
+    victim.write_text(other.read_text())  # another cell's whole record
     with pytest.raises(CorruptRecordError, match=rf"{victim.name}: does not hold this cell"):
         run_sweep(small_sweep(methods=("random",)), options(tmp_path))
+
+
+def test_a_json_file_that_is_not_a_record_names_what_it_lacks(tmp_path):
+    (tmp_path / "x.json").write_text(json.dumps({"schema_version": SCHEMA_VERSION, "task": "t"}))
+    with pytest.raises(CorruptRecordError, match=r"x.json: not a result record: no task_version, "):
+        load_records(tmp_path)
+    (tmp_path / "x.json").write_text(json.dumps({"schema_version": 0}))
+    with pytest.raises(CorruptRecordError, match=r"x.json: not a result record: no 'task'"):
+        load_records(tmp_path)
 
 
 def test_newer_schema_is_refused(tmp_path):
