@@ -180,19 +180,7 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
     methods = configured_methods(sweep.methods, sweep.options)
     tasks = load_tasks(sweep.tasks, sweep.split_id, options)
     tasks.update((task.card.name, task) for task in extra_tasks)
-    provenance = {
-        "encoder_revision": (
-            encoder_revision(sweep.encoder, options)
-            if any(entry.needs_encoder for entry in methods.values())
-            else None
-        ),
-        "checkpoint": (
-            checkpoint_digest(options.checkpoint)
-            if options.checkpoint is not None and any(e.trainable for e in methods.values())
-            else None
-        ),
-    }
-    cells: dict[str, Cell] = {}
+    checked: list[Cell] = []
     for task in tasks.values():
         for method_name, entry in methods.items():
             if task.kind not in entry.kinds:
@@ -208,16 +196,25 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
                 if entry.trainable and options.checkpoint is None:
                     _check_trainable(task, method_name, entry, spec)
                 identity = _identity(task, source, method_name, entry, spec, seeds, count, sweep)
-                identity.update(
-                    encoder_revision=provenance["encoder_revision"]
-                    if entry.needs_encoder
-                    else None,
-                    checkpoint=provenance["checkpoint"] if entry.trainable else None,
-                )
-                cells.setdefault(
-                    cell_key(identity),
-                    Cell(task, source, method_name, entry, spec, seeds, count, identity),
-                )
+                checked.append(Cell(task, source, method_name, entry, spec, seeds, count, identity))
+    # Only once every name and spec is checked: what else makes a cell (may build the encoder).
+    revision = (
+        encoder_revision(sweep.encoder, options)
+        if any(c.entry.needs_encoder for c in checked)
+        else None
+    )
+    checkpoint = (
+        checkpoint_digest(options.checkpoint)
+        if options.checkpoint is not None and any(c.entry.trainable for c in checked)
+        else None
+    )
+    cells: dict[str, Cell] = {}
+    for cell in checked:
+        cell.identity.update(
+            encoder_revision=revision if cell.entry.needs_encoder else None,
+            checkpoint=checkpoint if cell.entry.trainable else None,
+        )
+        cells.setdefault(cell_key(cell.identity), cell)
     return list(cells.values())
 
 
