@@ -123,8 +123,16 @@ class TransformerEncoder:
         """The model, loaded on first use: a run whose texts are all cached never loads it."""
         if self._model is None:
             from transformers import AutoModel
+            from transformers.utils import logging
 
-            self._model = AutoModel.from_pretrained(self.source).to(self.device).eval()
+            shown = logging.is_progress_bar_enabled()
+            if not self.options.progress:  # transformers' "Loading weights" bar
+                logging.disable_progress_bar()
+            try:
+                self._model = AutoModel.from_pretrained(self.source).to(self.device).eval()
+            finally:
+                if shown:
+                    logging.enable_progress_bar()
         return self._model
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:

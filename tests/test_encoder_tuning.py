@@ -90,6 +90,7 @@ def test_records_of_other_weights_are_never_reused(tiny_bert, tmp_path, capsys):
         "--no-progress", "--out", str(tmp_path / "out"), "--cache-dir", str(tmp_path / "cache"),
     ]  # fmt: skip
     assert main(args) == 0
+    assert "Loading weights" not in capsys.readouterr().err  # --no-progress: no bar at all
     assert main(args) == 0
     assert "0 cell(s) run, 1 reused" in capsys.readouterr().out
     weights = load_file(folder / "model.safetensors")
