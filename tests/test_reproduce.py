@@ -166,7 +166,7 @@ def test_side_by_side_on_hand_made_records() -> None:
     rows = plan_rows(table, QUICK)
     assert [r.skipped for r in rows[:4]] == [NOT_IMPLEMENTED] * 4
     assert {r.method for r in rows[4:]} == {"protonet"}
-    group = ("fewrel-wiki-to-pubmed", 5, 1, 15)
+    group = ("fewrel-wiki-to-pubmed", 5, 1, 5)
     records = {(group, "protonet"): _record("protonet", 0.4975, 0.0216)}
     text = side_by_side(rows, records, None)
     lines = text.splitlines()
@@ -203,7 +203,7 @@ def test_reproduce_end_to_end_on_a_tiny_profile(shared_data: Path, tmp_path: Pat
     assert (record["task"], record["method"], record["n_way"], record["k_shot"]) == (
         "fewrel-wiki-to-pubmed", "protonet", 5, 1,
     )  # fmt: skip
-    assert record["n_episodes"] == 3 and record["n_query"] == 15
+    assert record["n_episodes"] == 3 and record["n_query"] == 5  # the README command's --Q
     row = next(
         line for line in report.splitlines() if "Proto-CNN" in line and "5-way 1-shot" in line
     )
