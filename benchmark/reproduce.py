@@ -340,6 +340,11 @@ def add_reproduce_parser(commands: argparse._SubParsersAction) -> None:
         "--encoder", default=DEFAULT_ENCODER, help=f"encoder (default {DEFAULT_ENCODER})"
     )
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="rerun cells stored as failed by an earlier run (without it they are kept)",
+    )
 
 
 def command_reproduce(args: argparse.Namespace) -> int:
@@ -356,8 +361,11 @@ def command_reproduce(args: argparse.Namespace) -> int:
         data_dir=resolve_data_dir(args.data_dir),
         device=args.device,
         progress=not args.no_progress,
+        retry_failed=args.retry_failed,
     )
     report, ok = reproduce(args.table, QUICK if args.quick else FULL, options, args.encoder)
     print(report)
     print(f"records in {options.out}/")
+    if not ok:
+        print("failed cells are kept in the records folder; --retry-failed reruns them")
     return 0 if ok else 1

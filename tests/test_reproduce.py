@@ -132,6 +132,23 @@ def test_list_names_every_table(capsys: pytest.CaptureFixture[str]) -> None:
         assert f"| {name} " in out
 
 
+def test_failed_cells_are_kept_until_retry_failed(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    seen: list[RunOptions] = []
+
+    def failing(table: str, profile: Profile, options: RunOptions, encoder: str):
+        seen.append(options)
+        return "report", False
+
+    monkeypatch.setattr("benchmark.reproduce.reproduce", failing)
+    argv = ["reproduce", "fewrel2-da-val", "--quick", "--out", str(tmp_path)]
+    assert main(argv) == 1
+    assert "--retry-failed reruns them" in capsys.readouterr().out
+    assert main([*argv, "--retry-failed"]) == 1
+    assert [o.retry_failed for o in seen] == [False, True]
+
+
 def test_help_describes_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["reproduce", "--help"])
