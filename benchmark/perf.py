@@ -129,12 +129,13 @@ def measure_episodes(device: str, count: int) -> list[Measurement]:
 
 
 def measure_maml() -> Measurement:
-    """MAML meta-training steps/s: our torch.func path against `higher` over the tasks."""
+    """MAML meta-training steps/s: our torch.func path against `higher` over the tasks, on the
+    CPU whatever `--device` says (the row's name says so)."""
     from benchmark.maml_perf import compare_maml_higher
 
     result = compare_maml_higher()
     return Measurement(
-        "MAML steps/s (5w-5s, meta batch 4, 5 inner steps, second order)",
+        "MAML steps/s on the CPU (5w-5s, meta batch 4, 5 inner steps, second order)",
         "torch.func path",
         "higher innerloop_ctx loop",
         1 / result.torch_func_steps_per_s,

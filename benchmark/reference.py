@@ -134,7 +134,7 @@ def check_schema(path: Path, data: object) -> None:
     """Validate against `results/schema/reference.schema.json`; the first error names the field."""
     import jsonschema
 
-    validator = jsonschema.Draft202012Validator(_schema(results_dir() / SCHEMA))
+    validator = jsonschema.Draft202012Validator(_schema(schema_path()))
     errors = sorted(validator.iter_errors(data), key=lambda e: list(e.absolute_path))
     if errors:
         error = errors[0]
@@ -159,6 +159,17 @@ def check_consistency(path: Path, data: dict[str, Any]) -> None:
             raise ReferenceError(
                 path, f"methods/{name}: 'not implemented' exactly when 'ours' is empty"
             )
+
+
+def schema_path() -> Path:
+    """The reference-table schema: in `results_dir()`, else the repository's copy."""
+    for path in (results_dir() / SCHEMA, REPO_RESULTS / SCHEMA):
+        if path.is_file():
+            return path
+    raise BenchmarkError(
+        f"no {SCHEMA} in {results_dir()} (${RESULTS_ENV}) nor in {REPO_RESULTS}: copy the "
+        "repository's results/schema/ folder there too"
+    )
 
 
 @cache

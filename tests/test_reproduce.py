@@ -149,6 +149,17 @@ def test_failed_cells_are_kept_until_retry_failed(
     assert [o.retry_failed for o in seen] == [False, True]
 
 
+def test_a_results_folder_without_a_schema_uses_the_repositorys(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    (tmp_path / "reference").mkdir()
+    source = reference_dir() / "fewrel2-da-val.json"
+    (tmp_path / "reference" / source.name).write_text(source.read_text())
+    monkeypatch.setenv("FEWSHOT_BENCH_RESULTS", str(tmp_path))
+    assert main(["reproduce", "--list"]) == 0
+    assert "| fewrel2-da-val " in capsys.readouterr().out
+
+
 def test_help_describes_the_options(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         main(["reproduce", "--help"])
