@@ -61,9 +61,12 @@ class EncoderEntry:
 
 
 def resolve_device(device: str) -> str:
-    """`auto` -> `cuda` when a GPU is visible, else `cpu`; a CUDA device without a GPU fails."""
+    """`auto` -> `cuda` when a GPU is visible, else `cpu`; a CUDA device without a GPU fails, and
+    so does anything but `auto`, `cpu`, `cuda` and `cuda:N`."""
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
+    if not re.fullmatch(r"cpu|cuda(:\d+)?", device):
+        raise BenchmarkError(f"--device {device!r}: use cpu, cuda, cuda:N or auto")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise BenchmarkError(f"--device {device} was asked for, but torch sees no CUDA device")
     return device

@@ -177,6 +177,7 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
         raise SpecError(f"episodes must be at least 1, got {sweep.episodes}")
     if not sweep.seeds:
         raise SpecError("at least one seed is needed")
+    resolve_device(options.device)  # a mistyped device fails here, not in every cell
     methods = configured_methods(sweep.methods, sweep.options)
     tasks = load_tasks(sweep.tasks, sweep.split_id, options)
     tasks.update((task.card.name, task) for task in extra_tasks)
@@ -184,10 +185,11 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
     for task in tasks.values():
         for method_name, entry in methods.items():
             if task.kind not in entry.kinds:
+                fitting = [n for n in METHODS.names() if task.kind in resolve_method(n).kinds]
                 raise SpecError(
                     f"method {method_name!r} handles {' and '.join(entry.kinds)} tasks, but "
                     f"{task.card.name!r} is a {task.kind} task; methods for it: "
-                    f"{', '.join(n for n, e in METHODS.items() if task.kind in e.kinds)}"
+                    f"{', '.join(fitting)}"
                 )
         for asked in sweep.specs:
             source = _checked_source(task, asked, sweep.drop_small_classes)

@@ -167,3 +167,11 @@ def test_hub_source_knows_only_hub_tasks(capsys, no_encoding):
     )
     assert code == 2
     assert "unknown hub task 'huffpost'" in err
+
+
+def test_a_mistyped_device_fails_before_any_cell(capsys, tmp_path):
+    code = main(["run", "--task", "clinc150", "--method", "random", "--device", "gpu",
+                 "--episodes", "2", "--seeds", "1", "--out", str(tmp_path / "o")])  # fmt: skip
+    assert code == 2
+    assert "--device 'gpu': use cpu, cuda, cuda:N or auto" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()

@@ -103,3 +103,9 @@ def test_a_method_installed_as_an_entry_point_runs_by_its_short_name(tmp_path):
     assert run.returncode == 0, run.stderr
     (record,) = [json.loads(p.read_text()) for p in out.glob("*.json")]
     assert record["method"] == "l1-centroid" and record["mean"] > 0.5
+    wrong = subprocess.run(
+        [*cli, "run", "--task", "crossner-music", "--method", "protonet", "--out", str(out)],
+        env=env, capture_output=True, text=True,
+    )  # fmt: skip
+    assert wrong.returncode == 2, wrong.stderr  # the kind error, with the plug-in installed
+    assert "is a tagging task; methods for it: " in wrong.stderr and "ner-protonet" in wrong.stderr
