@@ -69,7 +69,7 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 def check_identity(path: Path, saved: dict[str, Any], wanted: dict[str, Any]) -> None:
     """Refuse a checkpoint whose method, config, task version, split or encoder differ."""
     differences = [
-        f"{name}: checkpoint has {saved.get(name)!r}, this run needs {wanted.get(name)!r}"
+        _difference(name, saved.get(name), wanted.get(name))
         for name in MATCH_FIELDS
         if saved.get(name) != wanted.get(name)
     ]
@@ -77,3 +77,14 @@ def check_identity(path: Path, saved: dict[str, Any], wanted: dict[str, Any]) ->
         raise CheckpointMismatch(
             f"checkpoint {path} does not fit this run: " + "; ".join(differences)
         )
+
+
+def _difference(name: str, saved: Any, wanted: Any) -> str:
+    """One mismatching field; of two configs, only the options that differ."""
+    if isinstance(saved, dict) and isinstance(wanted, dict):
+        keys = sorted(k for k in {*saved, *wanted} if saved.get(k) != wanted.get(k))
+        return f"{name}: " + ", ".join(
+            f"{k} is {saved.get(k)!r} in the checkpoint, {wanted.get(k)!r} in this run"
+            for k in keys
+        )
+    return f"{name}: checkpoint has {saved!r}, this run needs {wanted!r}"

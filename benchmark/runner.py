@@ -179,6 +179,11 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
         raise SpecError("at least one seed is needed")
     resolve_device(options.device)  # a mistyped device fails here, not in every cell
     methods = configured_methods(sweep.methods, sweep.options)
+    if options.checkpoint is not None and not any(e.trainable for e in methods.values()):
+        raise SpecError(
+            f"--checkpoint {options.checkpoint}: none of the methods being run "
+            f"({', '.join(methods)}) is trained, so there is nothing to load it into"
+        )
     tasks = load_tasks(sweep.tasks, sweep.split_id, options)
     tasks.update((task.card.name, task) for task in extra_tasks)
     checked: list[Cell] = []

@@ -258,8 +258,18 @@ def test_a_checkpoint_of_another_config_or_encoder_is_refused(tmp_path, capsys):
     assert "failed: clinc150 protonet-meta 5w-1s-5q: " in capsys.readouterr().err
     (record,) = records_of(out)
     assert record["status"] == "failed"
-    assert "does not fit this run: method_config: checkpoint has" in record["error"]
-    assert "'distance': 'euclidean'" in record["error"]
+    assert (
+        "does not fit this run: method_config: distance is 'euclidean' in the checkpoint, "
+        "'cosine' in this run"
+    ) in record["error"]
+    assert "meta_lr" not in record["error"]  # only the options that differ
+
+
+def test_a_checkpoint_for_methods_that_do_not_train_is_refused(tmp_path, capsys):
+    args = ["run", "--task", "clinc150", "--method", "protonet", "--checkpoint", "x.pt",
+            "--out", str(tmp_path / "o")]  # fmt: skip
+    assert main(args) == 2
+    assert "none of the methods being run (protonet) is trained" in capsys.readouterr().err
 
 
 def test_train_refuses_methods_that_do_not_train(capsys):
