@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -50,7 +51,12 @@ def _positive_ints(value: str) -> tuple[int, ...]:
 
 
 def _positive_int(value: str) -> int:
-    (number,) = _positive_ints(value)
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected one integer, got {value!r}") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value!r}")
     return number
 
 
@@ -220,7 +226,12 @@ def add_training_arguments(group: argparse._ArgumentGroup) -> None:
 
 def _workers(value: str) -> int | None:
     """`auto` (None) or a positive number of worker processes."""
-    return None if value == "auto" else _positive_int(value)
+    if value == "auto":
+        return None
+    try:
+        return _positive_int(value)
+    except argparse.ArgumentTypeError as error:
+        raise argparse.ArgumentTypeError(f"{error}, or auto") from None
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -644,6 +655,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchmarkError as error:
         print(f"fewshot-bench: error: {error}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading: stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -33,11 +33,13 @@ from benchmark.bundles import (
     run_records,
     validate,
 )
+from benchmark.errors import BenchmarkError
+from benchmark.reference import results_dir
 from benchmark.stats import mean_ci, paired_test
 from benchmark.store import Record, load_records, spec_label, write_json_atomically
 
 BASELINE_VERSION = 1
-DEFAULT_BASELINE = "results/baselines/ci.json"
+DEFAULT_BASELINE = "baselines/ci.json"  # under results_dir()
 DEFAULT_MARGIN = 1.0  # points
 DEFAULT_ALPHA = 0.05
 # What a baseline keeps of each record: what identifies the cell, and its scores.
@@ -138,11 +140,19 @@ def load_baseline(path: Path, run: SuiteRun, expected: Mapping[str, Record]) -> 
     suite = run.suite
     if document["suite"] != {"name": suite.name, "version": suite.version}:
         found = document["suite"]
+        hint = (
+            UPDATE_HINT
+            if found["name"] == suite.name
+            else (
+                f"give the baseline of suite {suite.name} with --baseline FILE (--update-baseline "
+                "would overwrite this one)"
+            )
+        )
         raise RefusedError(
             path,
             [f"baseline of suite {found['name']} version {found['version']}, but the gate runs "
              f"suite {suite.name} version {suite.version}"],
-            UPDATE_HINT,
+            hint,
         )  # fmt: skip
     return match_cells(expected, document["cells"], path, EPISODE_FIELDS + METHOD_FIELDS,
                        hint=UPDATE_HINT)  # fmt: skip
@@ -170,7 +180,12 @@ def failures(records: Sequence[Record], expected: Mapping[str, Record]) -> list[
 def check(args: argparse.Namespace) -> int:
     """`fewshot-bench check`: exit 1 when a cell fails the gate (or failed to run), else 0."""
     run = SuiteRun.from_args(args)
-    baseline_path = Path(args.baseline)
+    if args.margin < 0 or not 0 < args.alpha <= 1:
+        raise BenchmarkError(
+            f"--margin {args.margin:g} --alpha {args.alpha:g}: the margin must be >= 0 and "
+            "alpha in (0, 1]"
+        )
+    baseline_path = Path(args.baseline) if args.baseline else results_dir() / DEFAULT_BASELINE
     expected = expected_cells(run)
     baseline = None if args.update_baseline else load_baseline(baseline_path, run, expected)
     results = Path(args.results) if args.results else None
@@ -217,7 +232,10 @@ def add_check_parser(commands: argparse._SubParsersAction) -> None:
         help="a folder of records of the suite (from `run --out`) to read instead of running it",
     )  # fmt: skip
     parser.add_argument(
-        "--baseline", default=DEFAULT_BASELINE, help=f"baseline file (default {DEFAULT_BASELINE})"
+        "--baseline",
+        default=None,
+        help=f"baseline file (default the repository's results/{DEFAULT_BASELINE}, or the one "
+        "under $FEWSHOT_BENCH_RESULTS)",
     )
     parser.add_argument(
         "--update-baseline", action="store_true",

@@ -185,6 +185,12 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
             f"({', '.join(methods)}) is trained, so there is nothing to load it into"
         )
     tasks = load_tasks(sweep.tasks, sweep.split_id, options)
+    for task in extra_tasks:
+        if task.card.name in TASKS:
+            raise SpecError(
+                f"your file {task.card.source} would be task {task.card.name!r}, the name of a "
+                "built-in task; rename the file"
+            )
     tasks.update((task.card.name, task) for task in extra_tasks)
     checked: list[Cell] = []
     for task in tasks.values():
@@ -358,6 +364,12 @@ def run_sweep(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = (
     `_stay_here`), and each record is written, atomically, as soon as its cell completes.
     """
     cells = plan(sweep, options, extra_tasks)
+    try:  # before any compute: a results folder that cannot be made fails now
+        options.out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise BenchmarkError(
+            f"cannot use --out {options.out} as a results folder: {error}"
+        ) from None
     result = SweepResult()
     todo = _select(cells, options, result)
     if todo:

@@ -238,7 +238,8 @@ def add_submit_parser(commands: argparse._SubParsersAction) -> None:
         "--option", action="append", default=[], metavar="NAME=VALUE",
         help="set a method config option (as in `run`); repeatable",
     )  # fmt: skip
-    add_suite_run_arguments(parser, device="auto")
+    # The CPU by default, as the gate: fp16 GPU vectors would give other per-episode scores.
+    add_suite_run_arguments(parser, device="cpu")
     parser.set_defaults(handler=submit)
 
 
@@ -250,7 +251,7 @@ def add_leaderboard_parser(commands: argparse._SubParsersAction) -> None:
         description="Read bundles written by `submit` (files, or folders of *.json bundles) of "
         "one suite, refuse any that fail the schema, come from another suite or task version or "
         "episode set, or miss a cell, and print a markdown leaderboard: per task and spec, each "
-        "method's mean and 95%% CI, and the paired t-test against the best other method on the "
+        "method's mean and 95% CI, and the paired t-test against the best other method on the "
         "identical episodes.",
     )
     parser.add_argument("bundles", nargs="+", metavar="BUNDLE", help="bundle files or folders")

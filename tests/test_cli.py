@@ -175,3 +175,17 @@ def test_a_mistyped_device_fails_before_any_cell(capsys, tmp_path):
     assert code == 2
     assert "--device 'gpu': use cpu, cuda, cuda:N or auto" in capsys.readouterr().err
     assert not (tmp_path / "o").exists()
+
+
+def test_an_out_that_is_a_file_and_a_file_task_named_like_a_builtin_are_refused(capsys, tmp_path):
+    taken = tmp_path / "notes.txt"
+    taken.write_text("mine")
+    argv = ["run", "--task", "clinc150", "--method", "random", "--episodes", "2", "--seeds", "1"]
+    assert main([*argv, "--out", str(taken)]) == 2
+    assert f"cannot use --out {taken} as a results folder" in capsys.readouterr().err
+    clash = tmp_path / "clinc150.csv"
+    clash.write_text("text,label\na,x\nb,y\n")
+    code = main(["run", "--task-file", str(clash), "--method", "random", "--n-way", "2",
+                 "--episodes", "2", "--seeds", "1", "--out", str(tmp_path / "o")])  # fmt: skip
+    assert code == 2
+    assert "would be task 'clinc150', the name of a built-in task" in capsys.readouterr().err

@@ -210,3 +210,16 @@ def test_cell_this_run_does_not_produce_is_refused(baseline, tmp_path, capsys):
     err = refusal(path, capsys)
     assert f"{path}: cell sst2 protonet 5w-1s-5q: not a cell of this run" in err
     assert "pass --data-dir" in err
+
+
+def test_margin_and_alpha_out_of_range_are_refused(baseline, capsys):
+    assert check("--baseline", str(baseline), "--margin", "-5") == 2
+    assert "the margin must be >= 0 and alpha in (0, 1]" in capsys.readouterr().err
+    assert check("--baseline", str(baseline), "--alpha", "2") == 2
+    capsys.readouterr()
+
+
+def test_another_suites_baseline_suggests_the_right_file_not_an_update(baseline, tmp_path, capsys):
+    path = edited(baseline, tmp_path, lambda d: d["suite"].update(name="default"))
+    err = refusal(path, capsys)
+    assert "give the baseline of suite" in err and "--baseline FILE" in err
