@@ -577,8 +577,12 @@ def command_cache(args: argparse.Namespace) -> str:
         if args.encoder is None:
             freed = cache.clear()
             return f"cleared {cache.path} ({freed / 1e6:.1f} MB freed)"
+        held = sorted({g.encoder for g in cache.groups()})
         removed = cache.clear(args.encoder)
-        return f"removed {removed:,} cached vector(s) of encoder {args.encoder!r} from {cache.path}"
+        done = f"removed {removed:,} cached vector(s) of encoder {args.encoder!r} from {cache.path}"
+        if args.encoder in held:
+            return done
+        return f"{done}; it holds none of that name, only: {', '.join(held) or 'nothing'}"
     groups = cache.groups()
     if not groups:
         return f"embedding cache: {cache.path} (empty)"

@@ -309,6 +309,11 @@ def _check_trainable(task: Task, method: str, entry: MethodEntry, spec: EpisodeS
 
 def _checked_source(task: Task, spec: EpisodeSpec, drop_small: bool) -> EpisodeSource:
     source = task.split(spec.split)
+    if source.kind == "classification" and not source.fixed and spec.n_way < 2:
+        raise SpecError(
+            f"n_way={spec.n_way} on {task.card.name}: a classification episode needs at least 2 "
+            "classes (with one, every answer is right)"
+        )
     where = f"split {spec.split!r} of {task.card.name} ({task.split_name})"
     if drop_small and hasattr(source, "without_small_classes"):
         source, dropped = source.without_small_classes(spec)

@@ -189,3 +189,12 @@ def test_an_out_that_is_a_file_and_a_file_task_named_like_a_builtin_are_refused(
                  "--episodes", "2", "--seeds", "1", "--out", str(tmp_path / "o")])  # fmt: skip
     assert code == 2
     assert "would be task 'clinc150', the name of a built-in task" in capsys.readouterr().err
+
+
+def test_one_way_classification_is_refused(capsys, tmp_path):
+    code = main(["run", "--task", "clinc150", "--method", "random", "--n-way", "1",
+                 "--episodes", "2", "--seeds", "1", "--out", str(tmp_path / "o")])  # fmt: skip
+    assert code == 2
+    assert (
+        "n_way=1 on clinc150: a classification episode needs at least 2" in capsys.readouterr().err
+    )

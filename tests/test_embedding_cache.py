@@ -208,6 +208,7 @@ def test_cache_info_and_clear(tmp_path, capsys, counting):
     assert f"| counting-bow | 1          | text   | 64    | {entries}" in out
     code, out, _ = run_cli(capsys, "cache", "clear", "--encoder", "other", "--cache-dir", cache)
     assert code == 0 and "removed 0 cached vector(s) of encoder 'other'" in out
+    assert "it holds none of that name, only: counting-bow" in out
     code, out, _ = run_cli(
         capsys, "cache", "clear", "--encoder", "counting-bow", "--cache-dir", cache
     )
