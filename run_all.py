@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import sys
 
-from benchmark.suite import COMMON, DEFAULT_SUITE, run_default_suite
+from benchmark.commands.running import run_default_suite
+from benchmark.core.suites import COMMON, DEFAULT_SUITE
 
 __all__ = ["COMMON", "DEFAULT_SUITE", "run_default_suite"]
 

@@ -8,6 +8,7 @@ from baselines import (
     ner,
     optimization,
     probe,
+    reptile,
     transfer,
 )
 
@@ -19,5 +20,6 @@ __all__ = [
     "ner",
     "optimization",
     "probe",
+    "reptile",
     "transfer",
 ]

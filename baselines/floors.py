@@ -7,9 +7,8 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from benchmark.methods import MethodContext, MethodEntry
-from benchmark.registry import METHODS
-from benchmark.types import Example
+from benchmark.core.methods import METHODS, MethodContext, MethodEntry
+from benchmark.core.types import Example
 
 
 @dataclass(frozen=True)

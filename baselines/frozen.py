@@ -9,10 +9,9 @@ from typing import Literal
 
 import torch
 
-from benchmark.batched import EpisodeBatch, score_batched
-from benchmark.methods import MethodContext, MethodEntry, label_index
-from benchmark.registry import METHODS
-from benchmark.types import Episode, Example
+from benchmark.core.methods import METHODS, MethodContext, MethodEntry, label_index
+from benchmark.core.types import Episode, Example
+from benchmark.engine.batched import EpisodeBatch, score_batched
 
 Distance = Literal["euclidean", "cosine"]
 

@@ -12,12 +12,11 @@ import torch
 from torch import nn
 
 from baselines.frozen import Distance, similarity
-from benchmark.configs import ConfigError
-from benchmark.features import TextFeatures
-from benchmark.methods import MethodContext, MethodEntry, label_index
-from benchmark.registry import METHODS
-from benchmark.training import MetaTrainConfig
-from benchmark.types import Episode, Example
+from benchmark.core.configs import ConfigError
+from benchmark.core.methods import METHODS, MethodContext, MethodEntry, label_index
+from benchmark.core.types import Episode, Example
+from benchmark.engine.features import TextFeatures
+from benchmark.engine.training import MetaTrainConfig
 
 
 @dataclass(frozen=True)

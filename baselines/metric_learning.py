@@ -14,11 +14,10 @@ from torch import nn
 
 from baselines.frozen import similarity
 from baselines.metatrained import EpisodicLearner, FeatureConfig, seeded_init
-from benchmark.configs import ConfigError
-from benchmark.methods import MethodContext, MethodEntry, label_index
-from benchmark.registry import METHODS
-from benchmark.training import MetaTrainConfig
-from benchmark.types import Episode, Example
+from benchmark.core.configs import ConfigError
+from benchmark.core.methods import METHODS, MethodContext, MethodEntry, label_index
+from benchmark.core.types import Episode, Example
+from benchmark.engine.training import MetaTrainConfig
 
 # Matching networks ---------------------------------------------------------------------------
 

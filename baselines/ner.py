@@ -12,10 +12,9 @@ from dataclasses import dataclass
 import torch
 
 from baselines.frozen import Distance, similarity
-from benchmark.methods import MethodContext, MethodEntry
-from benchmark.registry import METHODS
-from benchmark.training import MetaTrainConfig
-from benchmark.types import Episode, TaggedSentence
+from benchmark.core.methods import METHODS, MethodContext, MethodEntry
+from benchmark.core.types import Episode, TaggedSentence
+from benchmark.engine.training import MetaTrainConfig
 
 
 @dataclass(frozen=True)

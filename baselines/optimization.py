@@ -12,14 +12,8 @@ row w0 and bias b0) gives exactly the zero head's predictions and gradients: sof
 logit shift that is common to all classes. After one step the zero head scores a query by its dot
 product with each class's support features minus their mean, a prototype classifier.
 
-Meta-training over cached embeddings (`unfreeze_layers` 0) runs a meta batch of same-shape episodes
-at once with `torch.func.vmap`: every episode's input is then a fixed tensor. With the zero head,
-the first inner step moves only the head (the body's gradient is exactly zero), so it is taken on
-the head alone. With a scalar inner learning rate (MAML, first-order MAML) the adapted linear
-weights are never formed: an SGD step adds `-lr * delta^T a` (output gradients `delta`, inputs `a`
-of the support examples) to a weight, so the adapted layer maps `x` to its initial output minus
-`(x a^T + 1) lr delta` per step, a low-rank correction (`LowRank`). Both give the loop's
-meta-gradients up to rounding.
+Meta-training over cached embeddings (`unfreeze_layers` 0) runs a meta batch at once
+(`baselines.meta_batch`).
 """
 
 from __future__ import annotations
@@ -27,24 +21,29 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
 from typing import Literal
 
 import torch
 from torch import nn
-from torch.func import functional_call, grad, vmap
+from torch.func import functional_call, vmap
 
+from baselines.meta_batch import (
+    HEAD,
+    EpisodeLoss,
+    EpisodeTensors,
+    LowRankEpisodeLoss,
+    MetaBatch,
+    Params,
+    head,
+    low_rank_applies,
+)
 from baselines.metatrained import EpisodeLearner, FeatureConfig
-from benchmark.configs import ConfigError
-from benchmark.features import ResidualAdapter
-from benchmark.methods import MethodContext, MethodEntry, label_index
-from benchmark.registry import METHODS
-from benchmark.training import MetaTrainConfig
-from benchmark.types import Episode, Example
+from benchmark.core.configs import ConfigError
+from benchmark.core.methods import METHODS, MethodContext, MethodEntry, label_index
+from benchmark.core.types import Episode, Example
+from benchmark.engine.training import MetaTrainConfig
 
-Params = dict[str, torch.Tensor]
 Adapt = Literal["all", "adapter", "head"]
-HEAD = ("head.weight", "head.bias")
 
 
 def inner_loop(
@@ -107,24 +106,6 @@ class ANILConfig(InnerLoopConfig):
     (the paper keeps them, and over the head alone they are cheap)."""
 
     first_order: bool = False
-
-
-@dataclass(frozen=True)
-class ReptileConfig(InnerLoopConfig):
-    """Reptile: the inner loop adapts everything on all of a training episode's examples, and the
-    outer step moves the initialisation `meta_lr` of the way toward the mean adapted weights."""
-
-    meta_lr: float = 0.1
-
-    def validate(self) -> None:
-        super().validate()
-        if not 0 < self.meta_lr <= 1:
-            raise ConfigError(f"option meta_lr={self.meta_lr}: expected in (0, 1] for Reptile")
-        if self.inner_steps < 2:
-            raise ConfigError(
-                f"option inner_steps={self.inner_steps}: Reptile needs at least 2 (from the zero "
-                "head the first step moves only the head, so the initialisation would never move)"
-            )
 
 
 class GradientMetaLearner(EpisodeLearner):
@@ -205,11 +186,12 @@ class GradientMetaLearner(EpisodeLearner):
         if batch is None:
             return torch.stack([self.query_loss(e) for e in episodes]).mean()
         lrs = self.inner_lrs()
-        loss = self.low_rank_loss if self.low_rank(lrs) else self.vmapped_loss
-        episode = partial(loss, self.body(), lrs, batch.classes)
-        return vmap(episode)(*batch.tensors()).mean()
+        loss = LowRankEpisodeLoss if self.low_rank(lrs) else EpisodeLoss
+        episode = loss(self.features.adapter, self.body(), lrs, batch.classes,
+                       self.config.inner_steps, self.first_order)  # fmt: skip
+        return vmap(episode)(batch.tensors).mean()
 
-    def stack(self, episodes: Sequence[Episode]) -> EpisodeBatch | None:
+    def stack(self, episodes: Sequence[Episode]) -> MetaBatch | None:
         """The episodes' cached embeddings and label indices, stacked; None when the features
         run the transformer or the episodes differ in shape."""
         shapes = {
@@ -223,101 +205,14 @@ class GradientMetaLearner(EpisodeLearner):
         )
         texts = [x.text for e in episodes for x in (*e.support, *e.query)]
         inputs = self.context.embed(texts).view(len(episodes), supports + queries, -1)
-        return EpisodeBatch(
-            inputs[:, :supports],
-            targets[:, :supports],
-            inputs[:, supports:],
-            targets[:, supports:],
-            classes,
+        tensors = EpisodeTensors(
+            inputs[:, :supports], targets[:, :supports], inputs[:, supports:], targets[:, supports:]
         )
-
-    def adapter(self, params: Params, inputs: torch.Tensor) -> torch.Tensor:
-        """The adapter, under the body parameters in `params`, over cached embeddings."""
-        weights = {n.removeprefix("adapter."): p for n, p in params.items() if n not in HEAD}
-        return functional_call(self.features.adapter, weights, (inputs,))
-
-    def stop(self, value: torch.Tensor) -> torch.Tensor:
-        """`value`, detached in first-order meta-learning (inner gradients are constants)."""
-        return value.detach() if self.first_order else value
-
-    def vmapped_loss(
-        self,
-        body: Params,
-        lrs: Mapping[str, torch.Tensor | float],
-        classes: int,
-        support: torch.Tensor,
-        support_targets: torch.Tensor,
-        query: torch.Tensor,
-        query_targets: torch.Tensor,
-    ) -> torch.Tensor:
-        """One episode's `query_loss` from its embeddings, the inner steps by `torch.func.grad`
-        (under `vmap` over the episodes of a meta batch)."""
-        start = self.adapter(body, support)
-        zero = {
-            "head.weight": support.new_zeros(classes, start.shape[-1]),
-            "head.bias": support.new_zeros(classes),
-        }
-
-        def support_loss(adapted: Params, params: Params) -> torch.Tensor:
-            moves_body = any(n not in HEAD for n in adapted)
-            params = {**params, **adapted}
-            features = self.adapter(params, support) if moves_body else start
-            return nn.functional.cross_entropy(head(params, features), support_targets)
-
-        # From the zero head the body's gradient is exactly zero: the first step moves the head.
-        params, names = {**body, **zero}, list(HEAD)
-        for _ in range(self.config.inner_steps):
-            grads = grad(support_loss)({n: params[n] for n in names}, params)
-            params = {**params, **{n: params[n] - lrs[n] * self.stop(grads[n]) for n in names}}
-            names = list(lrs)
-        features = self.adapter(params, query)
-        return nn.functional.cross_entropy(head(params, features), query_targets)
+        return MetaBatch(tensors, classes)
 
     def low_rank(self, lrs: Mapping[str, torch.Tensor | float]) -> bool:
-        """Whether `low_rank_loss` applies: one scalar learning rate for a residual adapter and the
-        head, all adapted."""
-        rates = set(lrs.values())
-        return (
-            isinstance(self.features.adapter, ResidualAdapter)
-            and set(lrs) == {*self.body(), *HEAD}
-            and len(rates) == 1
-            and not isinstance(next(iter(rates)), torch.Tensor)
-        )
-
-    def low_rank_loss(
-        self,
-        body: Params,
-        lrs: Mapping[str, torch.Tensor | float],
-        classes: int,
-        support: torch.Tensor,
-        support_targets: torch.Tensor,
-        query: torch.Tensor,
-        query_targets: torch.Tensor,
-    ) -> torch.Tensor:
-        """`vmapped_loss` with the adapted adapter and head kept as `LowRank` layers (`low_rank`);
-        the layers' output gradients are written out by the chain rule (`output_gradients`)
-        instead of a nested `torch.func.grad`, so the outer backward walks one plain graph."""
-        rate = float(next(iter(lrs.values())))
-        layers = {
-            "down": LowRank(body["adapter.down.weight"], body["adapter.down.bias"]),
-            "up": LowRank(body["adapter.up.weight"], body["adapter.up.bias"]),
-            "head": LowRank(
-                support.new_zeros(classes, support.shape[-1]), support.new_zeros(classes)
-            ),
-        }
-        down = layers["down"](support)
-        targets = nn.functional.one_hot(support_targets, classes).to(support.dtype)
-
-        # From the zero head the body's gradient is exactly zero: the first step moves the head.
-        names: Sequence[str] = ("head",)
-        for _ in range(self.config.inner_steps):
-            deltas, inputs = output_gradients(layers, support, down, targets)
-            moved = {
-                n: layers[n].step(self.stop(inputs[n]), rate * self.stop(deltas[n])) for n in names
-            }
-            layers, names = {**layers, **moved}, list(layers)
-        logits, _ = adapter_logits(layers, query, None)
-        return nn.functional.cross_entropy(logits, query_targets)
+        """Whether a meta batch runs in the low-rank form (`LowRankEpisodeLoss`)."""
+        return low_rank_applies(self.features.adapter, self.body(), lrs)
 
     def train_step(self, episodes: Sequence[Episode], rng: random.Random) -> torch.Tensor:
         self.train()
@@ -338,88 +233,6 @@ class GradientMetaLearner(EpisodeLearner):
         with torch.enable_grad():
             adapted = self.adapt_to(self.initial(body, len(names)), support, names, lrs, True)
         return AdaptedPredictor(self, names, {n: p.detach() for n, p in adapted.items()})
-
-
-def head(params: Params, features: torch.Tensor) -> torch.Tensor:
-    """(examples, classes) logits of the linear head in `params`."""
-    return features @ params["head.weight"].T + params["head.bias"]
-
-
-@dataclass(frozen=True)
-class EpisodeBatch:
-    """Same-shape episodes as tensors: embeddings (episodes, examples, dim) and label indices."""
-
-    support: torch.Tensor
-    support_targets: torch.Tensor
-    query: torch.Tensor
-    query_targets: torch.Tensor
-    classes: int
-
-    def tensors(self) -> tuple[torch.Tensor, ...]:
-        return self.support, self.support_targets, self.query, self.query_targets
-
-
-@dataclass(frozen=True)
-class LowRank:
-    """A linear layer after SGD steps on a support set: its initial `weight` and `bias` and, for
-    all steps so far, the layer's `inputs` a (stacked over the steps' support examples) and the
-    learning rate times output gradients d; the steps subtracted d^T a from the weight and d^T 1
-    from the bias."""
-
-    weight: torch.Tensor
-    bias: torch.Tensor
-    inputs: torch.Tensor | None = None
-    deltas: torch.Tensor | None = None
-
-    def __call__(self, x: torch.Tensor, start: torch.Tensor | None = None) -> torch.Tensor:
-        """The layer's output for `x`, given its output under the initial weights (`start`)."""
-        out = x @ self.weight.T + self.bias if start is None else start
-        if self.inputs is None:
-            return out
-        return out - (x @ self.inputs.T + 1) @ self.deltas
-
-    def input_gradient(self, grad_out: torch.Tensor) -> torch.Tensor:
-        """The gradient with respect to the layer's input, given the one of its output."""
-        out = grad_out @ self.weight
-        if self.inputs is None:
-            return out
-        return out - (grad_out @ self.deltas.T) @ self.inputs  # type: ignore[union-attr]
-
-    def step(self, inputs: torch.Tensor, deltas: torch.Tensor) -> LowRank:
-        if self.inputs is None:
-            return LowRank(self.weight, self.bias, inputs, deltas)
-        return LowRank(
-            self.weight,
-            self.bias,
-            torch.cat([self.inputs, inputs]),
-            torch.cat([self.deltas, deltas]),  # type: ignore[list-item]
-        )
-
-
-def adapter_logits(
-    layers: Mapping[str, LowRank], x: torch.Tensor, down: torch.Tensor | None
-) -> tuple[torch.Tensor, Params]:
-    """Head logits over `ResidualAdapter` features `x + up(relu(down(x)))` (`down`: the down
-    layer's output for `x` under its initial weights, if known), and each layer's inputs and
-    the down layer's output (`"pre"`)."""
-    pre = layers["down"](x, down)
-    hidden = torch.relu(pre)
-    features = x + layers["up"](hidden)
-    logits = layers["head"](features)
-    return logits, {"down": x, "up": hidden, "head": features, "pre": pre}
-
-
-def output_gradients(
-    layers: Mapping[str, LowRank], x: torch.Tensor, down: torch.Tensor, targets: torch.Tensor
-) -> tuple[Params, Params]:
-    """Gradients of the mean cross-entropy of `adapter_logits` (one-hot `targets`) with respect
-    to each layer's output, by the chain rule written out (differentiable, so that MAML's outer
-    gradient goes through them); and each layer's inputs."""
-    logits, inputs = adapter_logits(layers, x, down)
-    head_out = (torch.softmax(logits, -1) - targets) / len(x)
-    up_out = layers["head"].input_gradient(head_out)  # features = x + up(...)
-    down_out = layers["up"].input_gradient(up_out) * (inputs["pre"] > 0)
-    return {"head": head_out, "up": up_out, "down": down_out}, inputs
 
 
 @dataclass(frozen=True)
@@ -490,40 +303,6 @@ def lr_key(name: str) -> str:
     return name.replace(".", "/")
 
 
-class Reptile(GradientMetaLearner):
-    """Reptile: theta <- theta + meta_lr * (mean of the adapted theta' - theta), plain SGD on the
-    body (the head starts at zero in every episode, so only the body has an initialisation)."""
-
-    def __init__(self, config: ReptileConfig, context: MethodContext) -> None:
-        super().__init__(config, context)
-        self.first_order = True
-
-    def adapted(self, episode: Episode) -> tuple[Params, float]:
-        """The body after the inner loop on all of `episode`'s examples, and their loss there."""
-        examples = [*episode.support, *episode.query]
-        names, _ = label_index(examples)
-        body = {n: p.detach().requires_grad_() for n, p in self.body().items()}
-        params = self.adapt_to(
-            self.initial(body, len(names)), examples, names, self.inner_lrs(), True
-        )
-        params = {n: p.detach() for n, p in params.items()}
-        with torch.no_grad():
-            features = self.embed(params, [e.text for e in examples])
-            loss = nn.functional.cross_entropy(
-                head(params, features), self.targets(names, examples)
-            )
-        return {n: params[n] for n in body}, float(loss)
-
-    def train_step(self, episodes: Sequence[Episode], rng: random.Random) -> float:
-        self.train()
-        adapted, losses = zip(*(self.adapted(e) for e in episodes), strict=True)
-        with torch.no_grad():
-            for name, parameter in self.body().items():
-                mean = torch.stack([a[name] for a in adapted]).mean(0)
-                parameter.add_(self.config.meta_lr * (mean - parameter))
-        return sum(losses) / len(losses)
-
-
 METHODS.add(
     "maml",
     MethodEntry(
@@ -540,16 +319,6 @@ METHODS.add(
         "first-order MAML: the outer gradient is taken at the adapted weights",
         MAMLConfig(),
         FirstOrderMAML,
-        trainable=True,
-    ),
-)
-METHODS.add(
-    "reptile",
-    MethodEntry(
-        "Reptile: SGD on each training episode, the initialisation moved meta_lr of the way "
-        "toward the mean adapted weights (Nichol et al. 2018)",
-        ReptileConfig(),
-        Reptile,
         trainable=True,
     ),
 )

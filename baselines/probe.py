@@ -9,10 +9,9 @@ from dataclasses import dataclass
 
 import torch
 
-from benchmark.batched import GATHER_BYTES, EpisodeBatch, EpisodeShape, score_batched
-from benchmark.methods import MethodContext, MethodEntry, label_index
-from benchmark.registry import METHODS
-from benchmark.types import Episode, Example
+from benchmark.core.methods import METHODS, MethodContext, MethodEntry, label_index
+from benchmark.core.types import Episode, Example
+from benchmark.engine.batched import GATHER_BYTES, EpisodeBatch, EpisodeShape, score_batched
 
 MAX_BATCHED_SUPPORT = 128  # episodes with larger support sets are fitted one by one
 MAX_BOUND_STEPS = 500  # a safety cap; about 10-20 steps converge

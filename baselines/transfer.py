@@ -19,13 +19,13 @@ from torch import nn
 
 from baselines.frozen import Distance, similarity
 from baselines.probe import LinearPredictor, fit_logistic_regression
-from benchmark.batched import EpisodeBatch, score_batched
-from benchmark.encoders import CachedEncoder, TransformerEncoder
-from benchmark.errors import BenchmarkError
-from benchmark.features import TrainableTransformer
-from benchmark.methods import MethodContext, MethodEntry, label_index
-from benchmark.registry import METHODS
-from benchmark.types import Episode, Example
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.methods import METHODS, MethodContext, MethodEntry, label_index
+from benchmark.core.types import Episode, Example
+from benchmark.engine.batched import EpisodeBatch, score_batched
+from benchmark.engine.cached_encoder import CachedEncoder
+from benchmark.engine.features import TrainableTransformer
+from benchmark.engine.transformer_encoder import TransformerEncoder
 
 
 @dataclass(frozen=True)

@@ -5,15 +5,15 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
-from benchmark.datasource import (
+from benchmark.core.datasource import (
     check_disjoint_splits,
     deduplicate,
     read_label_list,
     read_lines,
 )
-from benchmark.errors import DataFormatError
-from benchmark.sampling import ClassPool
-from benchmark.types import EpisodeSource, Example, Task, TaskCard
+from benchmark.core.errors import DataFormatError
+from benchmark.core.pools import ClassPool
+from benchmark.core.types import EpisodeSource, Example, Task, TaskCard
 
 SPLIT_NAMES = ("train", "valid", "test")
 

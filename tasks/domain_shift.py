@@ -13,12 +13,12 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from benchmark.datasource import locate, read_maybe_gzipped, sha256_of
-from benchmark.errors import BenchmarkError, DataFormatError
-from benchmark.registry import TASKS
-from benchmark.sampling import ClassPool
-from benchmark.tagging import TaggedPool, unique_sentences
-from benchmark.types import EpisodeSource, Task, TaskCard, TaskEntry
+from benchmark.core.datasource import locate, read_maybe_gzipped, sha256_of
+from benchmark.core.errors import BenchmarkError, DataFormatError
+from benchmark.core.pools import ClassPool
+from benchmark.core.registry import TASKS
+from benchmark.core.tagging import TaggedPool, unique_sentences
+from benchmark.core.types import EpisodeSource, Task, TaskCard, TaskEntry
 from tasks.common import class_split_task
 from tasks.intent import CARDS as INTENT_CARDS
 from tasks.intent import DATASETS as INTENT_DATA

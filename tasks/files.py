@@ -12,17 +12,17 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
-from benchmark.datasource import (
+from benchmark.core.datasource import (
     decode_lines,
     deduplicate,
     read_lines,
     read_maybe_gzipped,
     sha256_of,
 )
-from benchmark.errors import BenchmarkError, DataFormatError
-from benchmark.sampling import ClassPool
-from benchmark.tagging import TaggedPool, bio_problem, restrict, unique_sentences
-from benchmark.types import EpisodeSource, Example, TaggedSentence, Task, TaskCard
+from benchmark.core.errors import BenchmarkError, DataFormatError
+from benchmark.core.pools import ClassPool
+from benchmark.core.tagging import TaggedPool, bio_problem, restrict, unique_sentences
+from benchmark.core.types import EpisodeSource, Example, TaggedSentence, Task, TaskCard
 
 FORMATS = ("jsonl", "csv", "tsv", "conll")
 SUFFIX_FORMATS = {

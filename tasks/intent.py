@@ -13,16 +13,12 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 
-from benchmark.datasource import (
-    hash_files,
-    locate,
-    read_maybe_gzipped,
-    sha256_of,
-)
-from benchmark.errors import BenchmarkError, DataFormatError
-from benchmark.registry import TASKS
-from benchmark.sampling import FixedEpisodes, make_episode
-from benchmark.types import Example, Task, TaskCard, TaskEntry
+from benchmark.core.datasource import hash_files, locate, read_maybe_gzipped, sha256_of
+from benchmark.core.episodes import make_episode
+from benchmark.core.errors import BenchmarkError, DataFormatError
+from benchmark.core.pools import FixedEpisodes
+from benchmark.core.registry import TASKS
+from benchmark.core.types import Example, Task, TaskCard, TaskEntry
 from tasks.common import accuracy_card, class_split_task, label_split_files, parallel_files
 from tasks.files import read_jsonl_examples, read_table_examples
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from benchmark.datasource import hash_files, locate
-from benchmark.errors import BenchmarkError
-from benchmark.registry import TASKS
-from benchmark.tagging import TaggedPool, unique_sentences
-from benchmark.types import EpisodeSource, TaggedSentence, Task, TaskCard, TaskEntry
+from benchmark.core.datasource import hash_files, locate
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.registry import TASKS
+from benchmark.core.tagging import TaggedPool, unique_sentences
+from benchmark.core.types import EpisodeSource, TaggedSentence, Task, TaskCard, TaskEntry
 from tasks.files import read_conll
 
 VENDORED = Path(__file__).parent / "vendored"

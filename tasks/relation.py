@@ -11,11 +11,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from benchmark.datasource import deduplicate, locate, read_maybe_gzipped, sha256_of
-from benchmark.errors import BenchmarkError, DataFormatError
-from benchmark.registry import TASKS
-from benchmark.sampling import ClassPool
-from benchmark.types import Example, Task, TaskCard, TaskEntry
+from benchmark.core.datasource import deduplicate, locate, read_maybe_gzipped, sha256_of
+from benchmark.core.errors import BenchmarkError, DataFormatError
+from benchmark.core.pools import ClassPool
+from benchmark.core.registry import TASKS
+from benchmark.core.types import Example, Task, TaskCard, TaskEntry
 
 VENDORED = Path(__file__).parent / "vendored" / "fewrel"
 FEWREL = (

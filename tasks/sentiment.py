@@ -6,18 +6,12 @@ from collections.abc import Mapping
 from functools import partial
 from pathlib import Path
 
-from benchmark.datasource import deduplicate, hash_files, locate, read_lines
-from benchmark.errors import BenchmarkError, DataFormatError
-from benchmark.registry import TASKS
-from benchmark.sampling import (
-    ClassPool,
-    FixedEpisodes,
-    GroupedPool,
-    SplitPool,
-    group_by_label,
-    make_episode,
-)
-from benchmark.types import EpisodeSource, Example, Task, TaskCard, TaskEntry
+from benchmark.core.datasource import deduplicate, hash_files, locate, read_lines
+from benchmark.core.episodes import make_episode
+from benchmark.core.errors import BenchmarkError, DataFormatError
+from benchmark.core.pools import ClassPool, FixedEpisodes, GroupedPool, SplitPool, group_by_label
+from benchmark.core.registry import TASKS
+from benchmark.core.types import EpisodeSource, Example, Task, TaskCard, TaskEntry
 from tasks.common import accuracy_card
 
 SST5_NAMES = {

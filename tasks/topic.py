@@ -9,10 +9,10 @@ from dataclasses import replace
 from functools import partial
 from pathlib import Path
 
-from benchmark.datasource import hash_files, locate, read_maybe_gzipped
-from benchmark.errors import BenchmarkError, DataFormatError
-from benchmark.registry import TASKS
-from benchmark.types import Task, TaskCard, TaskEntry
+from benchmark.core.datasource import hash_files, locate, read_maybe_gzipped
+from benchmark.core.errors import BenchmarkError, DataFormatError
+from benchmark.core.registry import TASKS
+from benchmark.core.types import Task, TaskCard, TaskEntry
 from tasks.common import accuracy_card, class_split_task, id_range
 from tasks.files import read_jsonl_examples
 

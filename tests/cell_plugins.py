@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from benchmark.types import Example
+from benchmark.core.types import Example
 
 SLEEP_ENV = "FEWSHOT_TEST_SLEEP_S"  # seconds each fit sleeps (default 0)
 FAIL_ENV = "FEWSHOT_TEST_FAIL_LABELS"  # comma-separated labels whose support sets raise

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.embedding_cache import CACHE_ENV
+from benchmark.engine.embedding_cache import CACHE_ENV
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("FEWSHOT_BENCH_DATA") or REPO.parent / "shared" / "data")

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from benchmark import runner
-from benchmark.backends import BackendError, available_cpus, make_backend, threads_per_worker
 from benchmark.cli import main
-from benchmark.runner import RunOptions, Sweep, run_sweep
-from benchmark.store import load_records
-from benchmark.tracking import TrackingError
-from benchmark.types import EpisodeSpec
+from benchmark.core.types import EpisodeSpec
+from benchmark.engine import sweep as sweeps
+from benchmark.engine.backends import BackendError, available_cpus, make_backend, threads_per_worker
+from benchmark.engine.planning import RunOptions, Sweep
+from benchmark.engine.store import load_records
+from benchmark.engine.sweep import run_sweep
+from benchmark.engine.tracking import TrackingError
 
 RESULT_FIELDS = ("key", "per_episode", "mean", "ci95", "episodes_fingerprint", "status")
 SWEEP = Sweep(
@@ -50,7 +51,7 @@ def in_process(tmp_path_factory: pytest.TempPathFactory) -> list[dict]:
 
 def test_a_local_pool_gives_the_in_process_records(tmp_path, monkeypatch, in_process):
     # Automatic workers, told that any rest is long: the first cell here, the rest in a pool.
-    monkeypatch.setattr(runner, "POOL_AFTER_S", 0.0)
+    monkeypatch.setattr(sweeps, "POOL_AFTER_S", 0.0)
     pooled = run_sweep(SWEEP, options(tmp_path))
     assert (pooled.ran, pooled.failed, pooled.pooled) == (6, 0, 5)
     assert pooled.workers == min(available_cpus(), 5)
@@ -81,17 +82,17 @@ def test_a_dying_worker_stops_the_run_with_one_clear_error(tmp_path, monkeypatch
 def test_automatic_workers_stay_in_process_for_short_sweeps(tmp_path):
     quick = run_sweep(SWEEP, options(tmp_path))
     assert (quick.ran, quick.pooled, quick.workers) == (6, 0, 0)
-    cells, short, long = list(range(4)), runner.POOL_AFTER_S / 8, runner.POOL_AFTER_S / 2
+    cells, short, long = list(range(4)), sweeps.POOL_AFTER_S / 8, sweeps.POOL_AFTER_S / 2
     auto = options(tmp_path)
-    assert runner._stay_here(auto, 0, 0.0, cells)  # the first cell always runs here
-    assert runner._stay_here(auto, 1, short, cells)  # 4 more cells: half of POOL_AFTER_S
+    assert sweeps._stay_here(auto, 0, 0.0, cells)  # the first cell always runs here
+    assert sweeps._stay_here(auto, 1, short, cells)  # 4 more cells: half of POOL_AFTER_S
     if available_cpus() > 1:
-        assert not runner._stay_here(auto, 1, long, cells)  # 2 x POOL_AFTER_S more: a pool
-        assert runner._stay_here(options(tmp_path, cache=False), 1, long, cells)
-    assert runner._stay_here(options(tmp_path, workers=1), 1, long, cells)
-    assert not runner._stay_here(options(tmp_path, workers=2), 0, 0.0, cells)
-    assert runner._stay_here(options(tmp_path, workers=2), 0, 0.0, cells[:1])  # the last cell
-    assert not runner._stay_here(options(tmp_path, backend="ray"), 0, 0.0, cells[:1])
+        assert not sweeps._stay_here(auto, 1, long, cells)  # 2 x POOL_AFTER_S more: a pool
+        assert sweeps._stay_here(options(tmp_path, cache=False), 1, long, cells)
+    assert sweeps._stay_here(options(tmp_path, workers=1), 1, long, cells)
+    assert not sweeps._stay_here(options(tmp_path, workers=2), 0, 0.0, cells)
+    assert sweeps._stay_here(options(tmp_path, workers=2), 0, 0.0, cells[:1])  # the last cell
+    assert not sweeps._stay_here(options(tmp_path, backend="ray"), 0, 0.0, cells[:1])
 
 
 def test_threads_per_worker_never_oversubscribe():

@@ -13,14 +13,17 @@ from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
 from baselines.probe import MAX_BATCHED_SUPPORT, fit_logistic_regression_batched
 from baselines.transfer import knn_vote, knn_vote_batched
-from benchmark.batched import compare_logistic, compare_protonet, episode_shape
-from benchmark.encoders import CachedEncoder, HashingBagOfWords
-from benchmark.methods import MethodContext, resolve_method
-from benchmark.metrics import score_episode
-from benchmark.registry import TASKS
-from benchmark.runner import RunOptions, Sweep, plan, run_cell
-from benchmark.sampling import method_rng
-from benchmark.types import EpisodeSpec
+from benchmark.core.episodes import method_rng
+from benchmark.core.methods import MethodContext, resolve_method
+from benchmark.core.metrics import score_episode
+from benchmark.core.registry import TASKS
+from benchmark.core.types import EpisodeSpec
+from benchmark.engine.batched import episode_shape
+from benchmark.engine.cached_encoder import CachedEncoder
+from benchmark.engine.cell import run_cell
+from benchmark.engine.lexical_encoder import HashingBagOfWords
+from benchmark.engine.planning import RunOptions, Sweep, plan
+from benchmark.perf.episodes import compare_logistic, compare_protonet
 
 SPECS = {1: EpisodeSpec(5, 1, 15), 5: EpisodeSpec(5, 5, 15)}
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-import benchmark.runner
+import benchmark.engine.encoders
 from benchmark.cli import main
 
 FAST = ["--encoder", "hashing-bow", "--episodes", "20", "--seeds", "2", "--no-progress"]
@@ -27,7 +27,7 @@ def no_encoding(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("an encoder was built before the input was checked")
 
-    monkeypatch.setattr(benchmark.runner, "build_encoder", refuse)
+    monkeypatch.setattr(benchmark.engine.encoders, "build_encoder", refuse)
 
 
 def test_run_prints_tables_and_writes_one_record_per_cell(tmp_path, capsys):

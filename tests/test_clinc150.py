@@ -7,9 +7,9 @@ import shutil
 
 import pytest
 
-from benchmark.datasource import resolve_data_dir
-from benchmark.errors import DataFormatError, DataNotFoundError
-from benchmark.registry import TASKS
+from benchmark.core.datasource import resolve_data_dir
+from benchmark.core.errors import DataFormatError, DataNotFoundError
+from benchmark.core.registry import TASKS
 from tasks.intent import VENDORED
 
 

@@ -9,9 +9,10 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.encoders import EncoderOptions, build_encoder
-from benchmark.runner import RunOptions, Sweep, run_sweep
-from benchmark.types import EpisodeSpec
+from benchmark.core.types import EncoderOptions, EpisodeSpec
+from benchmark.engine.encoders import build_encoder
+from benchmark.engine.planning import RunOptions, Sweep
+from benchmark.engine.sweep import run_sweep
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device")
 

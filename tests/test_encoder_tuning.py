@@ -13,8 +13,8 @@ import pytest
 import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
-from benchmark.checkpoints import load_checkpoint
 from benchmark.cli import main
+from benchmark.engine.checkpoints import load_checkpoint
 
 TRAINABLE = ("protonet-meta", "matching-net", "relation-net", "siamese-net", "maml", "fomaml",
              "reptile", "anil", "meta-sgd")  # fmt: skip

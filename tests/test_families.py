@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.runner import RunOptions, Sweep, run_sweep
-from benchmark.types import EpisodeSpec
+from benchmark.core.types import EpisodeSpec
+from benchmark.engine.planning import RunOptions, Sweep
+from benchmark.engine.sweep import run_sweep
 
 CELLS = [
     # family, task, method, spec, floor, chance; measured mean (seeds 0,1 / 5,6), +/- CI

@@ -12,10 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark import bundles
-from benchmark.bundles import Suite, SuiteRun, expected_cells
 from benchmark.cli import main
-from benchmark.gate import load_baseline
+from benchmark.commands.check import load_baseline
+from benchmark.commands.suite_runs import SuiteRun, expected_cells
+from benchmark.core import suites
+from benchmark.core.suites import Suite
 
 from helpers import class_means
 
@@ -67,14 +68,14 @@ def baseline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A baseline of the tiny suite, written by `check --update-baseline`."""
     path = tmp_path_factory.mktemp("gate") / "baseline.json"
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(bundles.SUITES, TINY.name, TINY)
+        patch.setitem(suites.SUITES, TINY.name, TINY)
         assert check("--baseline", str(path), "--update-baseline") == 0
     return path
 
 
 @pytest.fixture(autouse=True)
 def tiny_suite(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(bundles.SUITES, TINY.name, TINY)
+    monkeypatch.setitem(suites.SUITES, TINY.name, TINY)
 
 
 def check(*argv: str) -> int:
@@ -189,7 +190,7 @@ def test_missing_cell_is_refused(baseline, tmp_path, capsys):
 
 
 def test_committed_baseline_matches_the_quick_suite():
-    run = SuiteRun(bundles.SUITES["quick"], progress=False)
+    run = SuiteRun(suites.SUITES["quick"], progress=False)
     cells = load_baseline(REPO / "results" / "baselines" / "ci.json", run, expected_cells(run))
     assert len(cells) == 12
     assert {c["task"] for c in cells.values()} == {"clinc150", "huffpost"}

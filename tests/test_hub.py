@@ -10,12 +10,14 @@ import datasets
 import pytest
 from datasets import ClassLabel, Dataset, DatasetDict, Features, List, Value
 
-from benchmark.errors import BenchmarkError, DataNotFoundError
-from benchmark.registry import TASKS
-from benchmark.sampling import ClassPool, SplitPool
-from benchmark.tagging import TaggedPool
-from benchmark.types import Example
-from tasks.hub import HUB_LOADERS, PARQUET_EXPORT, crossner_tag
+from benchmark.core.errors import BenchmarkError, DataNotFoundError
+from benchmark.core.pools import ClassPool, SplitPool
+from benchmark.core.registry import TASKS
+from benchmark.core.tagging import TaggedPool
+from benchmark.core.types import Example
+from tasks.hub import HUB_LOADERS
+from tasks.hub.ner import crossner_tag
+from tasks.hub.reading import PARQUET_EXPORT
 from tasks.intent import VENDORED
 
 REPO = Path(__file__).resolve().parent.parent

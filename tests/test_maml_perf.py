@@ -17,11 +17,11 @@ from baselines.optimization import (
     MAMLConfig,
     MetaSGD,
 )
-from benchmark.encoders import HashingBagOfWords
-from benchmark.maml_perf import compare_maml_higher
-from benchmark.methods import MethodContext
-from benchmark.registry import TASKS
-from benchmark.types import Episode, EpisodeSpec
+from benchmark.core.methods import MethodContext
+from benchmark.core.registry import TASKS
+from benchmark.core.types import Episode, EpisodeSpec
+from benchmark.engine.lexical_encoder import HashingBagOfWords
+from benchmark.perf.maml import compare_maml_higher
 
 LEARNERS = {
     "maml": (MAML, MAMLConfig),

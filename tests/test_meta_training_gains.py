@@ -11,8 +11,9 @@ from __future__ import annotations
 import pytest
 from scipy import stats
 
-from benchmark.runner import RunOptions, Sweep, run_sweep
-from benchmark.types import EpisodeSpec
+from benchmark.core.types import EpisodeSpec
+from benchmark.engine.planning import RunOptions, Sweep
+from benchmark.engine.sweep import run_sweep
 
 METHODS = ("protonet-meta", "maml")
 

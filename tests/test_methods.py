@@ -10,9 +10,8 @@ import torch
 from sklearn.linear_model import LogisticRegression as SkLogisticRegression
 
 from baselines.probe import fit_logistic_regression
-from benchmark.methods import MethodContext
-from benchmark.registry import METHODS
-from benchmark.types import Example
+from benchmark.core.methods import METHODS, MethodContext
+from benchmark.core.types import Example
 
 from helpers import TableEncoder
 

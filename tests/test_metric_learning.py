@@ -20,8 +20,8 @@ from baselines.metric_learning import (
     contrastive_loss,
 )
 from benchmark.cli import main
-from benchmark.methods import MethodContext
-from benchmark.types import Episode, Example
+from benchmark.core.methods import MethodContext
+from benchmark.core.types import Episode, Example
 
 from helpers import TableEncoder
 

@@ -19,17 +19,17 @@ from baselines.optimization import (
     MAMLConfig,
     MetaSGD,
     Params,
-    Reptile,
-    ReptileConfig,
     head,
     inner_loop,
 )
+from baselines.reptile import Reptile, ReptileConfig
 from benchmark.cli import main
-from benchmark.encoders import HashingBagOfWords
-from benchmark.methods import MethodContext, label_index
-from benchmark.registry import TASKS
-from benchmark.runner import RunOptions, Sweep, run_sweep
-from benchmark.types import Episode, EpisodeSpec
+from benchmark.core.methods import MethodContext, label_index
+from benchmark.core.registry import TASKS
+from benchmark.core.types import Episode, EpisodeSpec
+from benchmark.engine.lexical_encoder import HashingBagOfWords
+from benchmark.engine.planning import RunOptions, Sweep
+from benchmark.engine.sweep import run_sweep
 
 METHODS = ("maml", "fomaml", "reptile", "anil", "meta-sgd")
 

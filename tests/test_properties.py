@@ -11,17 +11,11 @@ import pytest
 from hypothesis import assume, event, given, settings
 from hypothesis import strategies as st
 
-from benchmark.errors import SpecError
-from benchmark.sampling import (
-    ClassPool,
-    GroupedPool,
-    SplitPool,
-    choose,
-    episode_rng,
-    fingerprint,
-)
-from benchmark.tagging import TaggedPool, bio_problem, entity_f1, mentions, restrict
-from benchmark.types import Episode, EpisodeSpec, Example, TaggedSentence
+from benchmark.core.episodes import choose, episode_rng, fingerprint
+from benchmark.core.errors import SpecError
+from benchmark.core.pools import ClassPool, GroupedPool, SplitPool
+from benchmark.core.tagging import TaggedPool, bio_problem, entity_f1, mentions, restrict
+from benchmark.core.types import Episode, EpisodeSpec, Example, TaggedSentence
 from tasks.sentiment import split_pool
 
 Pool = dict[str, tuple[Example, ...]]

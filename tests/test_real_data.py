@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from benchmark.encoders import EncoderOptions, build_encoder
-from benchmark.errors import BenchmarkError
-from benchmark.registry import TASKS
-from benchmark.runner import RunOptions, Sweep, run_sweep
-from benchmark.stats import mean_ci
-from benchmark.types import EpisodeSpec
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.registry import TASKS
+from benchmark.core.stats import mean_ci
+from benchmark.core.types import EncoderOptions, EpisodeSpec
+from benchmark.engine.encoders import build_encoder
+from benchmark.engine.planning import RunOptions, Sweep
+from benchmark.engine.sweep import run_sweep
 
 METHODS = (
     "protonet",

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from benchmark.encoders import EncoderOptions, build_encoder
-from benchmark.errors import BenchmarkError, UnknownNameError
-from benchmark.registry import ENCODERS, METHODS, TASKS, Registry
+from benchmark.core.errors import BenchmarkError, UnknownNameError
+from benchmark.core.methods import METHODS
+from benchmark.core.registry import TASKS, Registry
+from benchmark.core.types import EncoderOptions
+from benchmark.engine.encoders import ENCODERS, build_encoder
 
 
 def test_duplicate_names_are_refused():

@@ -9,24 +9,17 @@ from pathlib import Path
 
 import pytest
 
+from benchmark.analysis.plots import plot_throughput, series_colors, spans_decades
+from benchmark.analysis.report import write_report
+from benchmark.analysis.series import NOT_PAIRED, format_p, paired_comparisons, series_labels
+from benchmark.analysis.tables import results_table, throughput_table
 from benchmark.cli import main
-from benchmark.methods import MethodEntry
-from benchmark.registry import METHODS
-from benchmark.report import results_table, throughput_table
-from benchmark.reporting import (
-    NOT_PAIRED,
-    format_p,
-    paired_comparisons,
-    plot_throughput,
-    series_colors,
-    series_labels,
-    spans_decades,
-    write_report,
-)
-from benchmark.runner import RunOptions, Sweep, run_sweep
-from benchmark.stats import paired_test
-from benchmark.store import load_records, spec_label
-from benchmark.types import EpisodeSpec
+from benchmark.core.methods import METHODS, MethodEntry
+from benchmark.core.stats import paired_test
+from benchmark.core.types import EpisodeSpec
+from benchmark.engine.planning import RunOptions, Sweep
+from benchmark.engine.store import load_records, spec_label
+from benchmark.engine.sweep import run_sweep
 
 from helpers import Exploding, NoConfig
 

@@ -9,10 +9,7 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from benchmark.cli import main
-from benchmark.errors import UnknownNameError
-from benchmark.methods import resolve_method
-from benchmark.reference import (
+from benchmark.analysis.reference import (
     SCHEMA,
     ReferenceError,
     load_file,
@@ -21,8 +18,7 @@ from benchmark.reference import (
     results_dir,
     table_names,
 )
-from benchmark.registry import TASKS
-from benchmark.reproduce import (
+from benchmark.analysis.reproduction import (
     NOT_IMPLEMENTED,
     QUICK,
     Profile,
@@ -33,7 +29,11 @@ from benchmark.reproduce import (
     reproduce,
     side_by_side,
 )
-from benchmark.runner import RunOptions
+from benchmark.cli import main
+from benchmark.core.errors import UnknownNameError
+from benchmark.core.methods import resolve_method
+from benchmark.core.registry import TASKS
+from benchmark.engine.planning import RunOptions
 
 SCHEMA_JSON = json.loads((results_dir() / SCHEMA).read_text())
 NAMES = table_names()
@@ -141,7 +141,7 @@ def test_failed_cells_are_kept_until_retry_failed(
         seen.append(options)
         return "report", False
 
-    monkeypatch.setattr("benchmark.reproduce.reproduce", failing)
+    monkeypatch.setattr("benchmark.commands.reproduce.reproduce", failing)
     argv = ["reproduce", "fewrel2-da-val", "--quick", "--out", str(tmp_path)]
     assert main(argv) == 1
     assert "--retry-failed reruns them" in capsys.readouterr().out

@@ -15,10 +15,11 @@ import pytest
 from cell_plugins import FAIL_ENV, SLEEP_ENV
 
 from benchmark.cli import main
-from benchmark.registry import TASKS
-from benchmark.runner import RunOptions, Sweep, run_sweep
-from benchmark.store import load_records, record_files
-from benchmark.types import EpisodeSpec
+from benchmark.core.registry import TASKS
+from benchmark.core.types import EpisodeSpec
+from benchmark.engine.planning import RunOptions, Sweep
+from benchmark.engine.store import load_records, record_files
+from benchmark.engine.sweep import run_sweep
 
 TESTS = Path(__file__).resolve().parent
 RESULT_FIELDS = ("key", "per_episode", "mean", "ci95", "episodes_fingerprint", "status")

@@ -6,17 +6,11 @@ import dataclasses
 
 import pytest
 
-from benchmark.errors import SpecError
-from benchmark.registry import TASKS
-from benchmark.sampling import (
-    ClassPool,
-    SplitPool,
-    choose,
-    episode_rng,
-    fingerprint,
-    group_by_label,
-)
-from benchmark.types import EpisodeSpec, Example
+from benchmark.core.episodes import choose, episode_rng, fingerprint
+from benchmark.core.errors import SpecError
+from benchmark.core.pools import ClassPool, SplitPool, group_by_label
+from benchmark.core.registry import TASKS
+from benchmark.core.types import EpisodeSpec, Example
 
 
 def synthetic_pool(classes: int = 8, per_class: int = 10) -> dict[str, list[Example]]:

@@ -8,7 +8,7 @@ import random
 import pytest
 from scipy import stats
 
-from benchmark.stats import mean_ci, paired_test
+from benchmark.core.stats import mean_ci, paired_test
 
 
 @pytest.mark.parametrize("n", [2, 5, 30, 1000])

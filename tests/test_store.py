@@ -8,12 +8,12 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from benchmark.errors import DataFormatError
-from benchmark.methods import MethodEntry
-from benchmark.registry import METHODS
-from benchmark.runner import RunOptions, Sweep, run_sweep
-from benchmark.stats import mean_ci
-from benchmark.store import (
+from benchmark.core.errors import DataFormatError
+from benchmark.core.methods import METHODS, MethodEntry
+from benchmark.core.stats import mean_ci
+from benchmark.core.types import EpisodeSpec
+from benchmark.engine.planning import RunOptions, Sweep
+from benchmark.engine.store import (
     IDENTITY_FIELDS,
     SCHEMA_VERSION,
     CorruptRecordError,
@@ -22,7 +22,7 @@ from benchmark.store import (
     read_record,
     write_json_atomically,
 )
-from benchmark.types import EpisodeSpec
+from benchmark.engine.sweep import run_sweep
 
 from helpers import Exploding, NoConfig
 

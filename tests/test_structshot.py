@@ -23,10 +23,10 @@ from baselines.ner import (
     expand_transitions,
     viterbi,
 )
-from benchmark.checkpoints import load_checkpoint
 from benchmark.cli import main
-from benchmark.methods import MethodContext
-from benchmark.types import Episode, TaggedSentence
+from benchmark.core.methods import MethodContext
+from benchmark.core.types import Episode, TaggedSentence
+from benchmark.engine.checkpoints import load_checkpoint
 
 NEG = float("-inf")
 # Measured on the 20 episodes below: entity F1 NNShot 10.4 +- 4.7, StructShot 11.5 +- 5.3 (on

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from benchmark import bundles
-from benchmark.bundles import Suite
 from benchmark.cli import main
-from benchmark.stats import mean_ci, paired_test
-from benchmark.store import spec_label
+from benchmark.core import suites
+from benchmark.core.stats import mean_ci, paired_test
+from benchmark.core.suites import Suite
+from benchmark.engine.store import spec_label
 
 from helpers import class_means
 
@@ -59,7 +59,7 @@ def submit(method: str, out: Path) -> int:
 
 @pytest.fixture(autouse=True)
 def tiny_suite(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(bundles.SUITES, TINY.name, TINY)
+    monkeypatch.setitem(suites.SUITES, TINY.name, TINY)
 
 
 @pytest.fixture(scope="module")
@@ -68,7 +68,7 @@ def submitted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("bundles")
     (folder / "builtin").mkdir()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setitem(bundles.SUITES, TINY.name, TINY)
+        patch.setitem(suites.SUITES, TINY.name, TINY)
         assert submit(PLUGIN, folder / "mine.json") == 0
         assert submit("protonet", folder / "builtin" / "protonet.json") == 0
     return folder / "mine.json", folder / "builtin"

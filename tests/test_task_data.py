@@ -7,7 +7,7 @@ from collections import Counter
 
 import pytest
 
-from benchmark.registry import TASKS
+from benchmark.core.registry import TASKS
 from tasks.common import parallel_files
 from tasks.files import read_conll, read_jsonl_examples
 from tasks.intent import DATASETS

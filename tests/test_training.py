@@ -11,12 +11,12 @@ from typing import Literal
 import pytest
 import torch
 
-from benchmark.checkpoints import load_checkpoint
 from benchmark.cli import main
-from benchmark.configs import ConfigError, parse_options, with_options
-from benchmark.sampling import ClassPool
-from benchmark.training import MetaTrainConfig, TrainingDiverged, meta_train
-from benchmark.types import EpisodeSpec, Example
+from benchmark.core.configs import ConfigError, parse_options, with_options
+from benchmark.core.pools import ClassPool
+from benchmark.core.types import EpisodeSpec, Example
+from benchmark.engine.checkpoints import load_checkpoint
+from benchmark.engine.training import MetaTrainConfig, TrainingDiverged, meta_train
 
 # A fast, real meta-training budget on the vendored CLINC150 with the lexical encoder.
 TINY = [
@@ -178,7 +178,7 @@ def test_the_best_validation_state_is_kept():
     learner = FixedLossLearner([1.0] * 4)
     scores = iter([0.2, 0.5, 0.9, 0.4, 0.1])  # step 0 (untrained), then steps 1-4
 
-    import benchmark.training as training
+    import benchmark.engine.training as training
 
     original = training.validation_score
     training.validation_score = lambda *_: next(scores)

@@ -14,11 +14,12 @@ import torch
 import baselines.transfer  # noqa: F401 (registers the methods)
 from baselines.transfer import HeadConfig, contrastive_pairs, knn_vote, train_head
 from benchmark.cli import main
-from benchmark.encoders import CachedEncoder, EncoderOptions, HashingBagOfWords, build_encoder
-from benchmark.errors import BenchmarkError
-from benchmark.methods import MethodContext
-from benchmark.registry import METHODS
-from benchmark.types import Example
+from benchmark.core.errors import BenchmarkError
+from benchmark.core.methods import METHODS, MethodContext
+from benchmark.core.types import EncoderOptions, Example
+from benchmark.engine.cached_encoder import CachedEncoder
+from benchmark.engine.encoders import build_encoder
+from benchmark.engine.lexical_encoder import HashingBagOfWords
 
 from helpers import TableEncoder
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchmark.cli import main
-from benchmark.registry import TASKS
+from benchmark.core.registry import TASKS
 from tasks.files import load_file_task, read_conll
 
 FAST = ("--encoder", "hashing-bow", "--episodes", "10", "--seeds", "1", "--no-progress")

@@ -1,0 +1,112 @@
+"""Plain-text tables of result records."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from tabulate import tabulate
+
+from benchmark.engine.store import Record, spec_label
+
+
+def _order(record: Record) -> tuple:
+    return (
+        record["task"],
+        record["n_way"],
+        record["k_shot"],
+        record["n_query"] or 0,
+        record["method"],
+    )
+
+
+def _score(record: Record) -> str:
+    if record.get("status") != "ok":
+        last = (record.get("error") or "").strip().splitlines()
+        return "FAILED: " + (last[-1] if last else "unknown error")
+    ci = record["ci95"]
+    return (
+        f"{100 * record['mean']:.2f} ± {100 * ci:.2f}"
+        if ci is not None
+        else f"{100 * record['mean']:.2f}"
+    )
+
+
+def results_table(records: Sequence[Record], tablefmt: str = "github") -> str:
+    """Mean and 95% CI (in points) of each cell, with the episodes and seeds behind it.
+
+    `tablefmt` is a tabulate format: `github` (markdown), `html`, ...
+    """
+    rows = [
+        [
+            r["task"],
+            r["method"],
+            r.get("encoder") or "-",
+            r["n_way"],
+            r["k_shot"],
+            "all" if r["n_query"] is None else r["n_query"],
+            r["metric"],
+            _score(r),
+            r["n_episodes"],
+            len(r["seeds"]),
+        ]
+        for r in sorted(records, key=_order)
+    ]
+    headers = [
+        "task",
+        "method",
+        "encoder",
+        "N",
+        "K",
+        "Q",
+        "metric",
+        "mean ± 95% CI (%)",
+        "episodes",
+        "seeds",
+    ]
+    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+
+
+def throughput_table(records: Sequence[Record], tablefmt: str = "github") -> str:
+    """Wall time split into encoding and method time, rates, and peak memory of each cell.
+
+    "sweep encoder s" is the time the run spent encoding (or reading from the disk cache) the
+    union of the texts of all cells it ran, before any cell; every cell of that run shows it,
+    and its own "encoder s" then only counts in-memory look-ups. `tablefmt` is a tabulate
+    format: `github` (markdown), `html`, ...
+    """
+    rows = []
+    for r in sorted(records, key=_order):
+        if r.get("status") != "ok":
+            continue
+        t = r["throughput"]
+        rows.append(
+            [
+                r["task"],
+                r["method"],
+                spec_label(r),
+                r["n_episodes"],
+                f"{t['wall_s']:.2f}",
+                f"{t['encoder_s']:.2f}",
+                f"{t['method_s']:.2f}",
+                f"{t['sweep_encoder_s']:.2f}" if "sweep_encoder_s" in t else "-",
+                f"{t['episodes_per_s']:.1f}",
+                f"{t['examples_per_s']:.0f}",
+                f"{r['peak_memory_mb']:.0f}",
+                r.get("device", "-"),
+            ]
+        )
+    headers = [
+        "task",
+        "method",
+        "spec",
+        "episodes",
+        "wall s",
+        "encoder s",
+        "method s",
+        "sweep encoder s",
+        "episodes/s",
+        "examples/s",
+        "peak MB",
+        "device",
+    ]
+    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)

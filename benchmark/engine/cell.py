@@ -1,0 +1,124 @@
+"""Running one cell: build its method, train or load it, score every episode, and return the
+record (a failing method becomes a failed record, never an exception)."""
+
+from __future__ import annotations
+
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+
+from benchmark.core.episodes import combined_fingerprint, method_rng
+from benchmark.core.methods import Method, MethodContext
+from benchmark.core.metrics import METRICS, score_episode
+from benchmark.core.stats import mean_ci
+from benchmark.core.types import Encoder, Episode
+from benchmark.engine.batched import EPISODE_BATCH, BatchScorer, score_in_chunks
+from benchmark.engine.cached_encoder import CachedEncoder
+from benchmark.engine.devices import peak_memory_mb, reset_peak_memory, synchronize
+from benchmark.engine.planning import Cell, RunOptions
+from benchmark.engine.store import SCHEMA_VERSION, Record, cell_key
+from benchmark.engine.trained import prepare_trained
+
+
+def run_or_fail(
+    cell: Cell,
+    context: MethodContext,
+    options: RunOptions,
+    tick: Callable[[int], None],
+    episodes: Sequence[Episode],
+) -> Record:
+    uses_encoder = context.encoder is not None and cell.entry.needs_encoder
+    record: Record = {
+        "schema_version": SCHEMA_VERSION,
+        **cell.identity,
+        "key": cell_key(cell.identity),
+        "metric": METRICS[cell.task.kind],
+        "n_episodes": cell.episodes_per_seed * len(cell.seeds),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    hits, misses = cache_counts(context)
+    reset_peak_memory(context.device)  # the peak covers meta-training too
+    try:
+        method = cell.entry.build(cell.entry.config, context)
+        if cell.entry.trainable:
+            record["training"] = prepare_trained(method, cell, context, options)
+        record.update(run_cell(cell, method, context, tick, episodes=episodes))
+        record.update(status="ok", error=None)
+    except Exception:
+        record.update(status="failed", error=traceback.format_exc())
+    if uses_encoder and record["status"] == "ok":
+        after = cache_counts(context)
+        record["throughput"].update(cache_hits=after[0] - hits, cache_misses=after[1] - misses)
+    return record
+
+
+def run_cell(
+    cell: Cell,
+    method: Method,
+    context: MethodContext,
+    tick: Callable[[int], None],
+    episode_batch: int = EPISODE_BATCH,
+    episodes: Sequence[Episode] | None = None,
+) -> Record:
+    """Scores, summary and throughput of one cell; raises if the method fails.
+
+    A classification method with `score_batch` scores `episode_batch` episodes at a time (the
+    same scores as one by one); `episode_batch=0` scores every episode with `fit`/`predict`.
+    `episodes` are the cell's episodes when the sweep has sampled them already.
+    """
+    if episodes is None:
+        episodes = cell.source.episodes(cell.spec, cell.seeds, cell.episodes_per_seed)
+    start = time.perf_counter()
+    if cell.entry.needs_encoder and context.encoder is not None:
+        _encode_union(context.encoder, episodes, cell.task.kind)
+        synchronize(context.device)
+    encoder_s = time.perf_counter() - start
+    if episode_batch > 0 and cell.task.kind == "classification" and isinstance(method, BatchScorer):
+        scores = score_in_chunks(method, episodes, tick, episode_batch)
+    else:
+        scores = []
+        for episode in episodes:
+            rng = method_rng(episode.seed, episode.index)
+            scores.append(score_episode(cell.task.kind, method, episode, rng))
+            tick(1)
+    synchronize(context.device)
+    wall_s = time.perf_counter() - start
+    summary = mean_ci(scores)
+    examples = sum(len(e.support) + len(e.query) for e in episodes)
+    per_seed = [
+        scores[i : i + cell.episodes_per_seed]
+        for i in range(0, len(scores), cell.episodes_per_seed)
+    ]
+    return {
+        "mean": summary.mean,
+        "ci95": summary.ci95,
+        "per_episode": scores,
+        "per_seed_mean": [sum(s) / len(s) for s in per_seed],
+        "episodes_fingerprint": combined_fingerprint(episodes),
+        "throughput": {
+            "wall_s": wall_s,
+            "encoder_s": encoder_s,
+            "method_s": wall_s - encoder_s,
+            "episodes_per_s": len(episodes) / wall_s,
+            "examples_per_s": examples / wall_s,
+        },
+        "peak_memory_mb": peak_memory_mb(context.device),
+    }
+
+
+def cache_counts(context: MethodContext) -> tuple[int, int]:
+    """Texts the context's encoder has read from the disk cache and encoded, so far."""
+    encoder = context.encoder
+    if not isinstance(encoder, CachedEncoder):
+        return 0, 0
+    return encoder.hits, encoder.misses
+
+
+def _encode_union(encoder: Encoder, episodes: Sequence[Episode], kind: str) -> None:
+    """Encode every text (or sentence) the episodes hold once, shortest first."""
+    items = {item for episode in episodes for item in (*episode.support, *episode.query)}
+    if kind == "tagging":
+        encoder.encode_tokens(sorted({item.tokens for item in items}, key=len))
+    else:
+        encoder.encode(sorted({item.text for item in items}, key=len))
