@@ -144,7 +144,7 @@ WRITER = textwrap.dedent(
     import sys
     from pathlib import Path
     import numpy as np
-    from benchmark.embedding_cache import EmbeddingCache, text_key
+    from benchmark.engine.embedding_cache import EmbeddingCache, text_key
 
     folder, first = Path(sys.argv[1]), int(sys.argv[2])
     cache = EmbeddingCache(folder)
