@@ -3,8 +3,10 @@ network (Snell et al. 2017) with trainable features."""
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import random
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,19 +14,25 @@ import torch
 from torch import nn
 
 from baselines.frozen import Distance, similarity
-from benchmark.core.configs import ConfigError
+from baselines.frozen import prototypes as batch_prototypes
+from benchmark.core.episodes import method_rng
 from benchmark.core.methods import METHODS, MethodContext, MethodEntry, label_index
-from benchmark.core.types import Episode, Example
+from benchmark.core.metrics import score_episode
+from benchmark.core.types import Encoder, Episode, Example
+from benchmark.engine.batched import EpisodeBatch, score_batched
 from benchmark.engine.features import TextFeatures
+from benchmark.engine.outer_optimizer import EncoderTraining, OuterOptimizer
 from benchmark.engine.training import MetaTrainConfig
+from benchmark.engine.tuned_encoder import Layers
 
 
 @dataclass(frozen=True)
-class FeatureConfig:
+class FeatureConfig(EncoderTraining):
     """Which features train: a residual adapter of `adapter_hidden` units over frozen embeddings
-    (`unfreeze_layers` 0, fast: embeddings are cached), and/or the top encoder layers."""
+    (`unfreeze_layers` 0, fast: embeddings are cached), and/or the encoder's top
+    `unfreeze_layers` layers (`all`: all of it) at `encoder_lr`, with warm-up and clipping."""
 
-    unfreeze_layers: int = 0
+    unfreeze_layers: Layers = 0
     adapter_hidden: int = 256
 
 
@@ -41,7 +49,8 @@ def trainable_state(module: nn.Module) -> dict[str, torch.Tensor]:
 
 
 class EpisodeLearner(nn.Module):
-    """Shared mechanics of metric learners: features, an optimiser, a checkpointable state."""
+    """Shared mechanics of metric learners: features, an optimiser, a checkpointable state, and
+    after training the trained encoder for evaluation."""
 
     def __init__(self, config: Any, context: MethodContext) -> None:
         super().__init__()
@@ -49,17 +58,39 @@ class EpisodeLearner(nn.Module):
         self.context = context
         self.features = seeded_init(
             config.train_seed,
-            lambda: TextFeatures(context, config.unfreeze_layers, config.adapter_hidden),
+            lambda: TextFeatures(
+                context,
+                config.unfreeze_layers,
+                config.adapter_hidden,
+                config.gradient_checkpointing,
+            ),
         )
 
-    def make_optimizer(self) -> torch.optim.Optimizer:
-        trainable = [p for p in self.parameters() if p.requires_grad]
-        if not trainable:
-            raise ConfigError(
-                "nothing to meta-train: with adapter_hidden=0 and unfreeze_layers=0 the method "
-                "has no meta-learned parameters; set one of them"
-            )
-        return torch.optim.Adam(trainable, lr=self.config.meta_lr)
+    def make_optimizer(self) -> OuterOptimizer:
+        """Adam: the encoder's unfrozen weights at `encoder_lr`, the rest at `meta_lr`."""
+        transformer = self.features.transformer
+        encoder = [] if transformer is None else list(transformer.parameters())
+        tuned = {id(p) for p in encoder}
+        own = [p for p in self.parameters() if p.requires_grad and id(p) not in tuned]
+        encoder = [p for p in encoder if p.requires_grad]
+        return OuterOptimizer(own, encoder, self.config.meta_lr, self.config, self.config.steps)
+
+    @contextlib.contextmanager
+    def embedding_once(self, texts: Sequence[str], training: bool) -> Iterator[None]:
+        """Inside: `texts` go through the encoder once (`TextFeatures.embedded_once`), in
+        training mode with gradients, or in evaluation mode without (validation)."""
+        self.train(training)
+        with torch.set_grad_enabled(training), self.features.embedded_once(texts):
+            yield
+
+    def tuned_encoder(self, name: str, revision: str) -> Encoder | None:
+        """The trained encoder as a frozen one, for evaluation (None: only the adapter trained)."""
+        return self.features.tuned_encoder(name, revision)
+
+    def evaluate_with(self, encoder: Encoder) -> None:
+        """Read `encoder`'s (cached) embeddings from now on instead of running the transformer."""
+        self.context = dataclasses.replace(self.context, encoder=encoder)
+        self.features.freeze(self.context)
 
     def checkpoint_state(self) -> dict[str, torch.Tensor]:
         return trainable_state(self)
@@ -80,7 +111,9 @@ class EpisodicLearner(EpisodeLearner):
     def train_step(self, episodes: Sequence[Episode], rng: random.Random) -> torch.Tensor:
         self.train()
         self.optimizer.zero_grad()
-        loss = torch.stack([self.episode_loss(e) for e in episodes]).mean()
+        texts = [x.text for e in episodes for x in (*e.support, *e.query)]
+        with self.embedding_once(texts, training=True):  # one encoder pass for the meta batch
+            loss = torch.stack([self.episode_loss(e) for e in episodes]).mean()
         loss.backward()
         self.optimizer.step()
         return loss.detach()  # read by `meta_train` after it samples the next batch
@@ -131,6 +164,22 @@ class MetaPrototypicalNetwork(EpisodicLearner):
         with torch.no_grad():
             names, prototypes = self.prototypes(support)
         return PrototypePredictor(self, names, prototypes)
+
+    def score_batch(self, episodes: Sequence[Episode]) -> list[float]:
+        """Accuracy of each episode, scored together over (cached) embeddings; the same
+        predictions as `fit`. With the transformer still attached, episode by episode."""
+        if self.features.transformer is not None:
+            return [score_episode("classification", self, e, method_rng(e.seed, e.index))
+                    for e in episodes]  # fmt: skip
+        self.eval()
+        adapter, distance = self.features.adapter, self.config.distance
+
+        def predict(batch: EpisodeBatch) -> torch.Tensor:
+            support = dataclasses.replace(batch, support=adapter(batch.support))
+            return similarity(adapter(batch.query), batch_prototypes(support), distance).argmax(-1)
+
+        with torch.no_grad():
+            return score_batched(episodes, self.context, predict)
 
 
 @dataclass(frozen=True)

@@ -44,6 +44,7 @@ from benchmark.core.types import Episode, Example
 from benchmark.engine.training import MetaTrainConfig
 
 Adapt = Literal["all", "adapter", "head"]
+ENCODER = "transformer."  # parameter names of the unfrozen encoder, in `TextFeatures`
 
 
 def inner_loop(
@@ -79,16 +80,20 @@ def inner_loop(
 @dataclass(frozen=True)
 class InnerLoopConfig(FeatureConfig, MetaTrainConfig):
     """The inner loop: `inner_steps` SGD steps of `inner_lr` on the support set, in meta-training
-    and in evaluation alike."""
+    and in evaluation alike; unfrozen encoder weights that the inner loop adapts (`adapt=all`)
+    step at `encoder_inner_lr`."""
 
     inner_steps: int = 5
     inner_lr: float = 0.5
+    encoder_inner_lr: float = 1e-3
 
     def validate(self) -> None:
         if self.inner_steps < 1:
             raise ConfigError(f"option inner_steps={self.inner_steps}: expected at least 1")
         if self.inner_lr <= 0:
             raise ConfigError(f"option inner_lr={self.inner_lr}: expected > 0")
+        if self.encoder_inner_lr <= 0:
+            raise ConfigError(f"option encoder_inner_lr={self.encoder_inner_lr}: expected > 0")
 
 
 @dataclass(frozen=True)
@@ -130,14 +135,22 @@ class GradientMetaLearner(EpisodeLearner):
         return [*body, *HEAD]
 
     def inner_lrs(self) -> Mapping[str, torch.Tensor | float]:
-        """Each adapted parameter's inner learning rate."""
-        return dict.fromkeys(self.adapted_names(), self.config.inner_lr)
+        """Each adapted parameter's inner learning rate (`encoder_inner_lr` for the encoder's)."""
+        config = self.config
+        return {
+            n: config.encoder_inner_lr if n.startswith(ENCODER) else config.inner_lr
+            for n in self.adapted_names()
+        }
 
     def initial(self, body: Params, classes: int) -> Params:
         """The episode's starting parameters: `body` and a zero head for `classes` classes."""
-        dim, device = self.features.dim, self.context.device
-        weight = torch.zeros(classes, dim, device=device, requires_grad=True)
-        bias = torch.zeros(classes, device=device, requires_grad=True)
+        like = next(iter(body.values()), None)
+        kind = {
+            "device": self.context.device,
+            "dtype": torch.float32 if like is None else like.dtype,
+        }
+        weight = torch.zeros(classes, self.features.dim, requires_grad=True, **kind)
+        bias = torch.zeros(classes, requires_grad=True, **kind)
         return {**body, "head.weight": weight, "head.bias": bias}
 
     def embed(self, params: Params, texts: Sequence[str]) -> torch.Tensor:
@@ -183,9 +196,13 @@ class GradientMetaLearner(EpisodeLearner):
         """Mean query loss of a meta batch (`query_loss`): all episodes at once under `vmap` when
         they are cached embeddings of one shape (`stack`), else episode by episode."""
         batch = self.stack(episodes)
-        if batch is None:
-            return torch.stack([self.query_loss(e) for e in episodes]).mean()
         lrs = self.inner_lrs()
+        if batch is None and any(n.startswith(ENCODER) for n in lrs):  # features move per step
+            return torch.stack([self.query_loss(e) for e in episodes]).mean()
+        if batch is None:  # the encoder stays put in the inner loop: one pass for the batch
+            texts = [x.text for e in episodes for x in (*e.support, *e.query)]
+            with self.embedding_once(texts, training=True):
+                return torch.stack([self.query_loss(e) for e in episodes]).mean()
         loss = LowRankEpisodeLoss if self.low_rank(lrs) else EpisodeLoss
         episode = loss(self.features.adapter, self.body(), lrs, batch.classes,
                        self.config.inner_steps, self.first_order)  # fmt: skip

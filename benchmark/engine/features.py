@@ -1,10 +1,15 @@
 """Trainable text features for meta-learning: an adapter over frozen (cached) embeddings, or the
-encoder itself with its top layers unfrozen."""
+encoder itself with its top layers unfrozen (`benchmark.engine.tuned_encoder`), then the adapter.
+
+`embedded_once(texts)` runs the encoder once over a meta batch's texts (or the validation
+episodes' texts) and serves every lookup inside it from that pass; `freeze(context)` turns
+trained features into the adapter over an encoder's (cached) embeddings, for evaluation.
+"""
 
 from __future__ import annotations
 
-import copy
-from collections.abc import Callable, Sequence
+import contextlib
+from collections.abc import Callable, Iterator, Sequence
 
 import torch
 from torch import nn
@@ -13,6 +18,7 @@ from benchmark.core.errors import BenchmarkError
 from benchmark.core.methods import MethodContext
 from benchmark.engine.cached_encoder import CachedEncoder
 from benchmark.engine.transformer_encoder import TransformerEncoder
+from benchmark.engine.tuned_encoder import Layers, TrainableTransformer, TunedEncoder
 
 
 class ResidualAdapter(nn.Module):
@@ -41,95 +47,83 @@ class ResidualAdapter(nn.Module):
         return pre, hidden, x + up(hidden)
 
 
-class TrainableTransformer(nn.Module):
-    """A private copy of a Hugging Face encoder; only its top `unfreeze_layers` layers train.
-
-    Pooling and normalisation follow the frozen encoder it was copied from.
-    """
-
-    def __init__(self, source: TransformerEncoder, unfreeze_layers: int) -> None:
-        super().__init__()
-        self.tokenizer = source.tokenizer
-        self.model = copy.deepcopy(source.model).train()
-        # Fused (SDPA) attention kernels have no double backward; second-order MAML needs one.
-        if hasattr(self.model, "set_attn_implementation"):
-            self.model.set_attn_implementation("eager")
-        self.pooling, self.normalize = source.pooling, source.normalize
-        self.max_length = source.max_length
-        layers = _encoder_layers(self.model)
-        if not 1 <= unfreeze_layers <= len(layers):
-            raise BenchmarkError(
-                f"unfreeze_layers={unfreeze_layers}: the encoder has {len(layers)} layers"
-            )
-        for parameter in self.model.parameters():
-            parameter.requires_grad_(False)
-        for layer in layers[len(layers) - unfreeze_layers :]:
-            for parameter in layer.parameters():
-                parameter.requires_grad_(True)
-
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
-
-    def forward(self, texts: Sequence[str]) -> torch.Tensor:
-        batch = self.tokenizer(
-            list(texts),
-            truncation=True,
-            max_length=self.max_length,
-            padding=True,
-            return_tensors="pt",
-        ).to(self.device)
-        use_amp = self.device.type == "cuda"
-        with torch.autocast(device_type="cuda", dtype=torch.float16, enabled=use_amp):
-            hidden = self.model(**batch).last_hidden_state.float()
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
-        if self.normalize:
-            pooled = nn.functional.normalize(pooled, dim=-1)
-        return pooled
-
-
-def _encoder_layers(model: nn.Module) -> nn.ModuleList:
-    """The transformer blocks of a BERT-like model (`encoder.layer`)."""
-    encoder = getattr(model, "encoder", None)
-    layers = getattr(encoder, "layer", None)
-    if not isinstance(layers, nn.ModuleList):
-        raise BenchmarkError(
-            f"cannot unfreeze layers of {type(model).__name__}: expected a BERT-like "
-            "`encoder.layer` list"
-        )
-    return layers
-
-
 class TextFeatures(nn.Module):
     """texts -> trainable features: frozen embeddings (cached) or a partly unfrozen encoder,
     followed by a residual adapter (`adapter_hidden` 0: none)."""
 
-    def __init__(self, context: MethodContext, unfreeze_layers: int, adapter_hidden: int) -> None:
+    def __init__(
+        self,
+        context: MethodContext,
+        unfreeze_layers: Layers,
+        adapter_hidden: int,
+        gradient_checkpointing: bool = False,
+    ) -> None:
         super().__init__()
         self.context = context
         encoder = context.encoder
         if encoder is None:
             raise BenchmarkError("this method needs an encoder")
         self.transformer: TrainableTransformer | None = None
-        if unfreeze_layers > 0:
-            inner = encoder.inner if isinstance(encoder, CachedEncoder) else encoder
-            if not isinstance(inner, TransformerEncoder):
-                raise BenchmarkError(
-                    f"unfreeze_layers={unfreeze_layers} needs a transformer encoder, "
-                    f"not {encoder.name!r}"
-                )
-            self.transformer = TrainableTransformer(inner, unfreeze_layers)
+        if unfreeze_layers != 0:
+            self.transformer = TrainableTransformer(
+                transformer_of(context, f"unfreeze_layers={unfreeze_layers}"),
+                unfreeze_layers,
+                gradient_checkpointing,
+            )
         self.adapter = (
             ResidualAdapter(encoder.dim, adapter_hidden) if adapter_hidden > 0 else nn.Identity()
         )
         self.dim = encoder.dim
+        self._table: tuple[dict[str, int], torch.Tensor] | None = None
         self.to(context.device)
 
-    def forward(self, texts: Sequence[str]) -> torch.Tensor:
+    def base(self, texts: Sequence[str]) -> torch.Tensor:
+        """What the adapter reads: the (unfrozen) encoder's embeddings of `texts`."""
+        if self._table is not None:
+            rows, table = self._table
+            if all(t in rows for t in texts):
+                index = torch.tensor([rows[t] for t in texts], device=table.device)
+                return table.index_select(0, index)
         if self.transformer is not None:
-            return self.adapter(self.transformer(texts))
-        return self.adapter(self.context.embed(texts))
+            return self.transformer(texts)
+        return self.context.embed(texts)
+
+    def forward(self, texts: Sequence[str]) -> torch.Tensor:
+        return self.adapter(self.base(texts))
+
+    @contextlib.contextmanager
+    def embedded_once(self, texts: Sequence[str]) -> Iterator[None]:
+        """Inside: the encoder's embeddings of `texts` come from one pass over their unique
+        texts (differentiable when grad is on), however often they are looked up."""
+        unique = list(dict.fromkeys(texts))
+        self._table = None
+        self._table = ({t: i for i, t in enumerate(unique)}, self.base(unique))
+        try:
+            yield
+        finally:
+            self._table = None
+
+    def freeze(self, context: MethodContext) -> None:
+        """From now on read the (trained) embeddings of `context.encoder`: the transformer is
+        dropped, the adapter stays."""
+        self.transformer = None
+        self.context = context
+
+    def tuned_encoder(self, name: str, revision: str) -> TunedEncoder | None:
+        """The trained transformer as a frozen encoder (None when only the adapter trained)."""
+        if self.transformer is None:
+            return None
+        return TunedEncoder(self.transformer, name, revision)
+
+
+def transformer_of(context: MethodContext, what: str) -> TransformerEncoder:
+    """The context's Hugging Face encoder, or a BenchmarkError naming the encoder."""
+    encoder = context.encoder
+    inner = encoder.inner if isinstance(encoder, CachedEncoder) else encoder
+    if not isinstance(inner, TransformerEncoder):
+        name = getattr(encoder, "name", None)
+        raise BenchmarkError(
+            f"{what} fine-tunes the encoder and needs a transformer encoder, not {name!r}; use "
+            "all-MiniLM-L6-v2 or another Hugging Face model"
+        )
+    return inner

@@ -15,13 +15,15 @@ from benchmark.core.episodes import SAMPLER_VERSION
 from benchmark.core.errors import BenchmarkError, DataNotFoundError, SpecError
 from benchmark.core.methods import METHODS, MethodEntry, resolve_method
 from benchmark.core.registry import HUB_TASKS, TASKS
-from benchmark.core.types import EncoderOptions, EpisodeSource, EpisodeSpec, Task
+from benchmark.core.types import Encoder, EncoderOptions, EpisodeSource, EpisodeSpec, Task
 from benchmark.engine import encoders
 from benchmark.engine.backends import BACKENDS
 from benchmark.engine.devices import resolve_device
 from benchmark.engine.encoders import DEFAULT_ENCODER
 from benchmark.engine.store import Record, cell_key
 from benchmark.engine.training import MetaTrainConfig
+from benchmark.engine.transformer_encoder import TransformerEncoder
+from benchmark.engine.tuned_encoder import check_layers
 
 
 @dataclass(frozen=True)
@@ -151,11 +153,16 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
                 identity = _identity(task, source, method_name, entry, spec, seeds, count, sweep)
                 checked.append(Cell(task, source, method_name, entry, spec, seeds, count, identity))
     # Only once every name and spec is checked: what else makes a cell (may build the encoder).
-    revision = (
-        encoder_revision(sweep.encoder, options)
+    encoder = (
+        encoders.build_encoder(
+            sweep.encoder, EncoderOptions(resolve_device(options.device), options.batch_size)
+        )
         if any(c.entry.needs_encoder for c in checked)
         else None
     )
+    revision = None if encoder is None else encoder.revision
+    for cell in checked:
+        _check_unfrozen(cell, encoder)
     checkpoint = (
         checkpoint_digest(options.checkpoint)
         if options.checkpoint is not None and any(c.entry.trainable for c in checked)
@@ -171,11 +178,22 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
     return list(cells.values())
 
 
-def encoder_revision(name: str, options: RunOptions) -> str:
-    """The revision of the encoder the sweep names (its weights are not loaded): part of every
-    cell's identity, so records of other weights are never reused."""
-    device = resolve_device(options.device)
-    return encoders.build_encoder(name, EncoderOptions(device, options.batch_size, False)).revision
+def _check_unfrozen(cell: Cell, encoder: Encoder | None) -> None:
+    """A method that trains the encoder's layers needs a transformer with that many (its
+    weights are not loaded: the layer count comes from its config)."""
+    layers = getattr(cell.entry.config, "unfreeze_layers", 0)
+    if layers == 0 or encoder is None:
+        return
+    where = f"method {cell.method!r}"
+    if not isinstance(encoder, TransformerEncoder):
+        raise SpecError(
+            f"{where} has unfreeze_layers={layers}, which trains a transformer encoder, but "
+            f"{encoder.name!r} has no layers; use all-MiniLM-L6-v2 or another Hugging Face model"
+        )
+    try:
+        check_layers(layers, encoder.layers)
+    except BenchmarkError as error:
+        raise SpecError(f"{where}: {error}") from None
 
 
 def checkpoint_digest(path: Path) -> str:

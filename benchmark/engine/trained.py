@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
+from pathlib import Path
+
 from tqdm.auto import tqdm
 
+from benchmark.core.datasource import sha256_of
 from benchmark.core.methods import Method, MethodContext
 from benchmark.core.types import EpisodeSpec
+from benchmark.engine.cached_encoder import CachedEncoder
 from benchmark.engine.checkpoints import (
     check_identity,
     checkpoint_path,
@@ -85,3 +90,23 @@ def prepare_trained(
     }
     save_checkpoint(path, identity, result.state, summary=summary, history=result.history)
     return {"checkpoint": str(path), "reused": False, **summary}
+
+
+def evaluation_context(
+    method: Method, cell: Cell, context: MethodContext, training: Record
+) -> MethodContext:
+    """The context a trained cell is scored in. When the method trained its encoder, that is the
+    trained encoder, frozen and cached (in memory, and on disk under the sha256 of the
+    checkpoint), which the method then reads: every test text is encoded once with the trained
+    weights, never once per episode. Otherwise `context` itself."""
+    tuned = getattr(method, "tuned_encoder", None)
+    if tuned is None or context.encoder is None:
+        return context
+    digest = sha256_of(Path(training["checkpoint"]).read_bytes())[:16]
+    encoder = tuned(f"{context.encoder.name}+{cell.method}", f"checkpoint-{digest}")
+    if encoder is None:
+        return context
+    store = context.encoder.store if isinstance(context.encoder, CachedEncoder) else None
+    cached = CachedEncoder(encoder, store)
+    method.evaluate_with(cached)  # type: ignore[attr-defined]
+    return dataclasses.replace(context, encoder=cached)

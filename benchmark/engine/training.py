@@ -9,6 +9,7 @@ validation state kept, curves logged, and a clear stop when the loss is not fini
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 import time
@@ -58,6 +59,14 @@ class MetaTrainConfig:
             raise ConfigError(f"option meta_batch={self.meta_batch}: expected at least 1")
         if self.meta_episodes < 0:
             raise ConfigError(f"option meta_episodes={self.meta_episodes}: expected at least 0")
+        after = getattr(super(), "__post_init__", None)  # the next config in a combined config
+        if after is not None:
+            after()
+
+    @property
+    def steps(self) -> int:
+        """Optimiser steps of meta-training: one per meta batch (the last one may be short)."""
+        return math.ceil(self.meta_episodes / self.meta_batch) if self.meta_episodes else 0
 
     def valid_spec(self, evaluated: EpisodeSpec, valid_classes: int) -> EpisodeSpec:
         """Validation episodes: the evaluated N (at most the validation classes) and K."""
@@ -155,8 +164,13 @@ def clone_state(state: dict[str, Any]) -> dict[str, Any]:
 
 
 def validation_score(learner: MetaLearner, kind: Kind, episodes: Sequence[Episode]) -> float:
-    """Mean score of the learner (as a method) over fixed validation episodes."""
-    scores = [score_episode(kind, learner, e, method_rng(e.seed, e.index)) for e in episodes]
+    """Mean score of the learner (as a method) over fixed validation episodes; a learner with
+    `embedding_once(texts, training)` encodes their texts once for all of them."""
+    once = getattr(learner, "embedding_once", None)
+    items = [x for e in episodes for x in (*e.support, *e.query)]
+    texts = [x.text for x in items] if kind == "classification" else []
+    with once(texts, training=False) if once is not None else contextlib.nullcontext():
+        scores = [score_episode(kind, learner, e, method_rng(e.seed, e.index)) for e in episodes]
     return sum(scores) / len(scores)
 
 
@@ -190,7 +204,7 @@ def meta_train(
         result.history.append({"step": 0, "valid": result.best_valid})
         logger.log("valid/score", result.best_valid, 0)
     seed = TRAIN_SEED_BASE + config.train_seed
-    steps = math.ceil(config.meta_episodes / config.meta_batch) if config.meta_episodes else 0
+    steps = config.steps
 
     def meta_batch(step: int) -> list[Episode]:
         """Episodes of step `step`; the last batch holds what is left of `meta_episodes`."""

@@ -56,6 +56,7 @@ class TransformerEncoder:
         )
         hidden_size, layers = _model_shape(self.source)
         self.dim = hidden_size
+        self.layers = layers
         self.token_layer = layers // 2
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._model: PreTrainedModel | None = None
@@ -115,7 +116,7 @@ class TransformerEncoder:
         0.35 at layer 3 of 6 against 0.26 at layer 6). Sentences longer than the model's limit
         are cut into pieces that fit and encoded apart.
         """
-        pieces = _fitting_pieces(self.tokenizer, sentences, self.max_length)
+        pieces = fitting_pieces(self.tokenizer, sentences, self.max_length)
         encoded = self.tokenizer(
             [words for _, _, words in pieces],
             is_split_into_words=True,
@@ -159,7 +160,7 @@ class TransformerEncoder:
         return pooled
 
 
-def _fitting_pieces(
+def fitting_pieces(
     tokenizer: object, sentences: Sequence[Sequence[str]], max_length: int
 ) -> list[tuple[int, int, list[str]]]:
     """(sentence index, first word, words) pieces whose sub-words fit in `max_length`."""
