@@ -31,7 +31,10 @@ def context_of(tiny_bert) -> MethodContext:
     return MethodContext(CachedEncoder(TransformerEncoder(tiny_bert, EncoderOptions("cpu"))))
 
 
-def episodes(task, count: int, spec: EpisodeSpec = EpisodeSpec(3, 2, 2, "train")) -> list:
+TRAIN_SPEC = EpisodeSpec(3, 2, 2, "train")
+
+
+def episodes(task, count: int, spec: EpisodeSpec = TRAIN_SPEC) -> list:
     return [task.split("train").episode(spec, 7, i) for i in range(count)]
 
 
@@ -59,9 +62,7 @@ def test_unfrozen_weights_train_and_frozen_ones_stay_bit_identical(tiny_bert, cl
             assert learner.features.transformer is None
 
 
-def test_the_one_pass_meta_batch_forward_gives_the_per_episode_loss_and_gradients(
-    tiny_bert, clinc
-):
+def test_the_one_pass_meta_batch_forward_gives_the_per_episode_loss_and_gradients(tiny_bert, clinc):
     config = MetaPrototypicalConfig(unfreeze_layers="all", adapter_hidden=8)
     learner = MetaPrototypicalNetwork(config, context_of(tiny_bert)).eval()  # no dropout
     batch = episodes(clinc, 4)
@@ -84,7 +85,9 @@ def test_the_one_pass_meta_batch_forward_gives_the_per_episode_loss_and_gradient
     assert len(calls) == 1
     assert torch.allclose(once, looped, atol=1e-5)
     assert len(once_grads) == len(looped_grads) > 10
-    assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(once_grads, looped_grads))
+    assert all(
+        torch.allclose(a, b, atol=1e-5) for a, b in zip(once_grads, looped_grads, strict=True)
+    )
 
 
 def contextlib_null():
@@ -146,7 +149,9 @@ def test_encoder_learning_rates_warm_up_then_decay_and_gradients_are_clipped(tin
     assert learner.optimizer.rates() == pytest.approx([1e-2, 1e-4])
     grads = [p.grad for p in learner.optimizer.parameters if p.grad is not None]
     assert float(torch.linalg.vector_norm(torch.stack([g.norm() for g in grads]))) <= 1.001e-3
-    assert any(not torch.equal(a, p) for a, p in zip(before, learner.optimizer.parameters))
+    assert any(
+        not torch.equal(a, p) for a, p in zip(before, learner.optimizer.parameters, strict=True)
+    )
     frozen = MetaPrototypicalNetwork(dataclasses.replace(config, unfreeze_layers=0),
                                      context_of(tiny_bert))  # fmt: skip
     assert frozen.optimizer.rates() == [1e-2] and frozen.optimizer.schedule is None

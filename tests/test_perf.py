@@ -17,6 +17,6 @@ def test_perf_writes_every_measurement_with_its_correctness_check(tmp_path, caps
     record = json.loads((tmp_path / "perf.json").read_text())
     assert record["torch_threads"] == 1 and record["device"] == "cpu"
     rows = {m["name"]: m for m in record["measurements"]}
-    assert len(rows) == 4
+    assert len(rows) == 5
     assert all(m["correct"] for m in rows.values()), rows
     assert all(m["ours_s"] > 0 and m["theirs_s"] > 0 for m in rows.values())

@@ -30,7 +30,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="measure the performance targets side by side and print the ratios",
         description="In one process: vectorised ProtoNet and batched logistic regression against "
         "per-episode ways on the same episodes, our encoder against sentence-transformers, MAML's "
-        "torch.func path against higher, and the default suite cold, warm and as encoding alone. "
+        "torch.func path against higher, a meta-training step with the encoder unfrozen in one "
+        "pass against a forward per episode, and the default suite cold, warm and as encoding "
+        "alone. "
         "Prints a table of ratios with their correctness checks and writes <out>/perf.json.",
     )
     add_device(parser, default="cpu")
@@ -51,6 +53,7 @@ def register(commands: argparse._SubParsersAction) -> None:
 def measure(args: argparse.Namespace) -> int:
     """Every measurement, a table of ratios, and the record; exit 1 if a target is missed."""
     # Imported here: they import the built-in methods, which other commands load only on use.
+    from benchmark.perf.encoder_step import measure_encoder_step
     from benchmark.perf.encoding import measure_encoding
     from benchmark.perf.episodes import measure_episodes
     from benchmark.perf.maml import measure_maml
@@ -62,6 +65,7 @@ def measure(args: argparse.Namespace) -> int:
         rows = [measure_encoding(device, args.sentences, args.batch_size)]
         rows += measure_episodes(device, args.episodes)
         rows.append(measure_maml())
+        rows.append(measure_encoder_step(device))
         if not args.skip_suite:
             with tempfile.TemporaryDirectory(prefix="fewshot-perf-") as scratch:
                 rows += measure_suite(device, Path(scratch), args.data_dir)
