@@ -96,7 +96,7 @@ class EpisodeLearner(nn.Module):
         return trainable_state(self)
 
     def load_checkpoint_state(self, state: dict[str, torch.Tensor]) -> None:
-        missing = set(trainable_state(self)) - set(state)
+        missing = set(self.checkpoint_state()) - set(state)
         if missing:
             raise ValueError(f"the checkpoint lacks parameters {sorted(missing)[:5]}")
         self.load_state_dict(state, strict=False)

@@ -1,5 +1,7 @@
-"""Token-level few-shot NER methods on frozen contextual word vectors: ProtoBERT, NNShot and
-StructShot (NNShot emissions decoded with Viterbi over abstract tag transitions)."""
+"""Token-level few-shot NER methods on frozen contextual word vectors (a middle layer of the
+encoder, no fine-tuning): the `-frozen` forms of ProtoBERT, NNShot and StructShot (NNShot
+emissions decoded with Viterbi over abstract tag transitions). The forms trained as their papers
+train them are in `baselines.ner_training`."""
 
 from __future__ import annotations
 
@@ -256,28 +258,28 @@ class StructShot:
 
 
 METHODS.add(
-    "ner-protonet",
+    "ner-protonet-frozen",
     MethodEntry(
-        "token prototypes per BIO tag on frozen word vectors (ProtoBERT without fine-tuning)",
+        "token prototypes per BIO tag on frozen word vectors (ProtoBERT without its training)",
         TokenMethodConfig("euclidean"),
         TokenPrototypes,
         kinds=("tagging",),
     ),
 )
 METHODS.add(
-    "nnshot",
+    "nnshot-frozen",
     MethodEntry(
-        "nearest support word's tag on frozen word vectors (NNShot without fine-tuning)",
+        "nearest support word's tag on frozen word vectors (NNShot without its fine-tuning)",
         TokenMethodConfig("euclidean"),
         NNShot,
         kinds=("tagging",),
     ),
 )
 METHODS.add(
-    "structshot",
+    "structshot-frozen",
     MethodEntry(
-        "NNShot emissions + Viterbi over abstract BIO transitions counted on the training split "
-        "(StructShot without fine-tuning)",
+        "NNShot emissions on frozen word vectors + Viterbi over abstract BIO transitions counted "
+        "on the training split (StructShot without its fine-tuning)",
         StructShotConfig(),
         StructShot,
         kinds=("tagging",),

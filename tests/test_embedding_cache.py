@@ -115,7 +115,7 @@ def test_a_rewritten_local_model_folder_gets_a_new_revision(tmp_path):
     ("task", "method", "spec"),
     [
         ("clinc150", "protonet", EpisodeSpec(5, 1, 5)),
-        ("crossner-music", "ner-protonet", EpisodeSpec(3, 1, 2)),  # token vectors
+        ("crossner-music", "ner-protonet-frozen", EpisodeSpec(3, 1, 2)),  # token vectors
     ],
 )
 def test_a_warm_run_never_calls_the_encoder_and_scores_the_same(

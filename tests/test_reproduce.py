@@ -273,8 +273,11 @@ def test_ner_tables_run_only_the_domains_we_have() -> None:
         for r in plan_rows(cross, QUICK)
     }
     for k_shot in (1, 5):
-        assert reasons["News", "ProtoBERT", k_shot, "ner-protonet"] is None
-        assert reasons["News", "SimBERT", k_shot, "nnshot"] is None
+        assert reasons["News", "ProtoBERT", k_shot, "ner-protonet-frozen"] is None
+        assert reasons["News", "ProtoBERT", k_shot, "ner-protonet"] == (
+            "not run (meta-trained; profile quick)"
+        )
+        assert reasons["News", "SimBERT", k_shot, "nnshot-frozen"] is None
         assert reasons["Wiki", "ProtoBERT", k_shot, None] == "no task of ours has this setting"
         assert reasons["News", "L-TapNet+CDT", k_shot, None] == NOT_IMPLEMENTED
     news = {e.setting.task for e in cross.entries if e.dataset == "News"}
@@ -291,17 +294,26 @@ def test_encoder_note_names_word_vectors_for_tagging_tables() -> None:
 
 def test_reproduce_a_tagging_table_end_to_end(shared_data: Path, tmp_path: Path) -> None:
     """Two NER episodes on CoNLL-2003: the report shows the record's entity F1 in %."""
-    profile = Profile("tiny", episodes=2, seeds=(0,), methods=("ner-protonet",), settings=((4, 1),))
+    profile = Profile(
+        "tiny", episodes=2, seeds=(0,), methods=("ner-protonet-frozen",), settings=((4, 1),)
+    )
     options = RunOptions(out=tmp_path / "out", data_dir=shared_data, device="cpu", progress=False)
     report, ok = reproduce("ner-cross-dataset-baselines", profile, options)
     assert ok
     (path,) = (tmp_path / "out").glob("*.json")
     record = json.loads(path.read_text())
     assert (record["task"], record["method"], record["n_way"], record["k_shot"]) == (
-        "crossner-conll2003", "ner-protonet", 4, 1,
+        "crossner-conll2003", "ner-protonet-frozen", 4, 1,
     )  # fmt: skip
     lines = report.splitlines()
-    row = next(x for x in lines if x.startswith("| News ") and "ProtoBERT" in x and "1-shot" in x)
+    row = next(
+        x
+        for x in lines
+        if x.startswith("| News ")
+        and "ProtoBERT" in x
+        and "1-shot" in x
+        and "ner-protonet-frozen" in x
+    )
     cells = [c.strip() for c in row.strip("|").split("|")]
     ours, ci = 100 * record["mean"], 100 * record["ci95"]
     assert cells[4:8] == [f"{ours:.2f} ± {ci:.2f}", "2 x 1", "32.49", f"{ours - 32.49:+.2f}"]

@@ -171,7 +171,7 @@ def records_of(out: Path) -> list[dict]:
 def test_cli_counts_transitions_on_the_train_split_and_saves_them(tmp_path):
     out = tmp_path / "out"
     args = [
-        "run", "--task", "crossner-music", "--method", "structshot,nnshot",
+        "run", "--task", "crossner-music", "--method", "structshot-frozen,nnshot-frozen",
         "--encoder", "hashing-bow", "--n-way", "3", "--k-shot", "1", "--n-query", "1",
         "--episodes", "10", "--seeds", "1", "--no-progress", "--quiet", "--out", str(out),
         "--option", "meta_episodes=20", "--option", "train_n_way=2",
@@ -179,7 +179,7 @@ def test_cli_counts_transitions_on_the_train_split_and_saves_them(tmp_path):
     assert main(args) == 0
     records = {r["method"]: r for r in records_of(out)}
     assert {r["status"] for r in records.values()} == {"ok"}
-    training = records["structshot"]["training"]
+    training = records["structshot-frozen"]["training"]
     assert training["steps"] == 2 and training["train_spec"] == "2w-1s-1q"
     (saved,) = (out / "checkpoints").glob("*.pt")
     counts = load_checkpoint(saved)["state"]["counts"]
@@ -193,7 +193,8 @@ def conll_to_music(shared_data, tmp_path_factory) -> dict[str, dict]:
     out = tmp_path_factory.mktemp("structshot")
     args = [
         "run", "--task", "crossner-conll-to-music", "--data-dir", str(shared_data),
-        "--method", "structshot,nnshot", "--n-way", "5", "--k-shot", "1", "--n-query", "1",
+        "--method", "structshot-frozen,nnshot-frozen", "--n-way", "5", "--k-shot", "1",
+        "--n-query", "1",
         "--episodes", "20", "--seeds", "1", "--no-progress", "--quiet", "--out", str(out),
         "--option", "meta_episodes=40",  # training episodes: the 4 CoNLL types
     ]  # fmt: skip
@@ -202,7 +203,7 @@ def conll_to_music(shared_data, tmp_path_factory) -> dict[str, dict]:
 
 
 def test_structshot_on_crossner_music_from_conll_transitions(conll_to_music):
-    structshot, nnshot = conll_to_music["structshot"], conll_to_music["nnshot"]
+    structshot, nnshot = conll_to_music["structshot-frozen"], conll_to_music["nnshot-frozen"]
     assert structshot["status"] == nnshot["status"] == "ok"
     assert structshot["episodes_fingerprint"] == nnshot["episodes_fingerprint"]
     assert structshot["training"]["train_spec"] == "4w-1s-1q"

@@ -86,7 +86,7 @@ def test_conll_file_runs_a_tagging_cell(capsys, tmp_path, shared_data):
         lines += [f"{t} {g}" for t, g in zip(sentence.tokens, sentence.tags, strict=True)] + [""]
     path.write_text("\n".join(lines))
     code, records, err = run(
-        capsys, tmp_path, "--task-file", str(path), "--method", "ner-protonet",
+        capsys, tmp_path, "--task-file", str(path), "--method", "ner-protonet-frozen",
         "--n-way", "3", "--k-shot", "2", "--n-query", "2",
     )  # fmt: skip
     assert code == 0, err

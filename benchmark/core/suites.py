@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 CLASSIFIERS = "protonet,protonet-cosine,nearest-neighbour,logistic-regression,majority,random"
-TAGGERS = "ner-protonet,nnshot"
+TAGGERS = "ner-protonet-frozen,nnshot-frozen"
 COMMON = ("--k-shot", "1,5", "--episodes", "200", "--seeds", "5", "--out", "runs/default")
 DEFAULT_SUITE: tuple[tuple[str, ...], ...] = (
     ("--task", "clinc150", "--method", CLASSIFIERS, "--n-way", "5", "--n-query", "15"),
@@ -36,7 +36,7 @@ QUICK_SUITE: tuple[tuple[str, ...], ...] = (
 
 # Bump a suite's version whenever its lines or common flags change: baselines and bundles record
 # it, and those of another version are refused.
-SUITE_VERSIONS = {"quick": 1, "default": 1}
+SUITE_VERSIONS = {"quick": 1, "default": 2}  # default 2: the frozen NER methods renamed -frozen
 
 
 @dataclass(frozen=True)

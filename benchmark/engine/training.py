@@ -86,7 +86,12 @@ class MetaTrainConfig:
 
 
 class MetaLearner(Protocol):
-    """A method that can be meta-trained and saved."""
+    """A method that can be meta-trained and saved.
+
+    Optional: `prepare(train_source)`, called once before the first step (e.g. to size a head
+    over the training classes), and `embedding_once(texts, training)`, a context in which the
+    validation episodes' texts are encoded once.
+    """
 
     def fit(self, support: Sequence[Any], rng: random.Random) -> Predictor | TagPredictor: ...
 
@@ -198,6 +203,9 @@ def meta_train(
         valid_spec = config.valid_spec(evaluated, len(valid.labels()))
         valid.check(valid_spec, "the validation split")
         valid_episodes = valid.episodes(valid_spec, (VALID_SEED,), config.valid_episodes)
+    prepare = getattr(learner, "prepare", None)  # e.g. a head over the training classes
+    if prepare is not None and config.meta_episodes:
+        prepare(train)
     result = TrainResult(state=clone_state(learner.checkpoint_state()))
     if valid_episodes:
         result.best_valid = validation_score(learner, kind, valid_episodes)
