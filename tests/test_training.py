@@ -16,6 +16,7 @@ from benchmark.core.configs import ConfigError, parse_options, with_options
 from benchmark.core.pools import ClassPool
 from benchmark.core.types import EpisodeSpec, Example
 from benchmark.engine.checkpoints import load_checkpoint
+from benchmark.engine.planning import configured_methods
 from benchmark.engine.training import MetaTrainConfig, TrainingDiverged, meta_train
 
 # A fast, real meta-training budget on the vendored CLINC150 with the lexical encoder.
@@ -53,6 +54,16 @@ def test_options_are_typed_and_checked():
         parse_options(["steps"])
     scoped = parse_options(["finetune-full.inner-lr=1", "pkg.mod:Cls.x=2"])
     assert scoped == {"finetune-full.inner_lr": "1", "pkg.mod:Cls.x": "2"}
+
+
+def test_a_method_scoped_option_wins_over_a_shared_one_in_either_order():
+    for order in (
+        ["maml.meta_episodes=7", "meta_episodes=9"],
+        ["meta_episodes=9", "maml.meta_episodes=7"],
+    ):
+        configured = configured_methods(("maml", "anil"), parse_options(order))
+        assert configured["maml"].config.meta_episodes == 7
+        assert configured["anil"].config.meta_episodes == 9
 
 
 def test_cli_refuses_unknown_and_badly_typed_options(capsys):

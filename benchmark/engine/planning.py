@@ -208,22 +208,24 @@ def configured_methods(names: Sequence[str], options: Mapping[str, str]) -> dict
     """Each named method with the `--option`s that apply to it (typed, checked).
 
     An option `name=value` applies to every method whose config has `name`; `method.name=value`
-    to that method only. An option that no method takes fails with the methods' options.
+    to that method only, and over `name=value` whatever their order. An option that no method
+    takes fails with the methods' options.
     """
     entries = {name: resolve_method(name) for name in names}
     used: set[str] = set()
     configured = {}
     for name, entry in entries.items():
         fields = {f.name for f in dataclasses.fields(entry.config)}
-        mine = {}
+        shared, scoped = {}, {}
         for option, value in options.items():
             method, dot, field_name = option.rpartition(".")
             if dot and method == name:
-                mine[field_name] = value
+                scoped[field_name] = value
                 used.add(option)
             elif not dot and option in fields:
-                mine[option] = value
+                shared[option] = value
                 used.add(option)
+        mine = {**shared, **scoped}
         config = with_options(entry.config, mine, name)
         configured[name] = dataclasses.replace(entry, config=config)
     unused = sorted(set(options) - used)
