@@ -9,9 +9,10 @@ from typing import Literal
 
 import torch
 
+from benchmark.core.episodes import PositionBatch
 from benchmark.core.methods import METHODS, MethodContext, MethodEntry, label_index
 from benchmark.core.types import Episode, Example
-from benchmark.engine.batched import EpisodeBatch, score_batched
+from benchmark.engine.batched import EpisodeBatch, score_batched, score_positions
 
 Distance = Literal["euclidean", "cosine"]
 
@@ -74,14 +75,17 @@ class PrototypicalNetwork:
         prototypes /= torch.bincount(index, minlength=len(names)).unsqueeze(1)
         return NearestKey(self.context, names, prototypes, self.config.distance)
 
+    def predict_batch(self, batch: EpisodeBatch) -> torch.Tensor:
+        """(b, q) label indices of the nearest prototype, as `fit` predicts."""
+        return similarity(batch.query, prototypes(batch), self.config.distance).argmax(-1)
+
     def score_batch(self, episodes: Sequence[Episode]) -> list[float]:
         """Accuracy of each episode, scored together; the same predictions as `fit`."""
-        distance = self.config.distance
+        return score_batched(episodes, self.context, self.predict_batch)
 
-        def predict(batch: EpisodeBatch) -> torch.Tensor:
-            return similarity(batch.query, prototypes(batch), distance).argmax(-1)
-
-        return score_batched(episodes, self.context, predict)
+    def score_positions(self, batch: PositionBatch) -> list[float]:
+        """`score_batch` of sampled episodes given as position arrays."""
+        return score_positions(batch, self.context, self.predict_batch)
 
 
 def prototypes(batch: EpisodeBatch) -> torch.Tensor:
@@ -114,15 +118,18 @@ class NearestNeighbour:
         keys = self.context.embed([e.text for e in support])
         return NearestKey(self.context, names, keys, self.config.distance, key_labels=labels)
 
+    def predict_batch(self, batch: EpisodeBatch) -> torch.Tensor:
+        """(b, q) label indices of the nearest support example, as `fit` predicts."""
+        best = similarity(batch.query, batch.support, self.config.distance).argmax(-1)
+        return batch.support_labels.gather(1, best)
+
     def score_batch(self, episodes: Sequence[Episode]) -> list[float]:
         """Accuracy of each episode, scored together; the same predictions as `fit`."""
-        distance = self.config.distance
+        return score_batched(episodes, self.context, self.predict_batch)
 
-        def predict(batch: EpisodeBatch) -> torch.Tensor:
-            best = similarity(batch.query, batch.support, distance).argmax(-1)
-            return batch.support_labels.gather(1, best)
-
-        return score_batched(episodes, self.context, predict)
+    def score_positions(self, batch: PositionBatch) -> list[float]:
+        """`score_batch` of sampled episodes given as position arrays."""
+        return score_positions(batch, self.context, self.predict_batch)
 
 
 METHODS.add(

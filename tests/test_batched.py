@@ -171,6 +171,14 @@ def test_rows_at_encodes_only_the_texts_at_the_positions_asked_for():
     assert encoder.misses == 4
 
 
+@pytest.mark.parametrize("name", ["protonet", "protonet-cosine", "nearest-neighbour"])
+def test_scoring_position_arrays_equals_scoring_the_episodes(context, source, name):
+    method = build(name, context)
+    for k_shot in (1, 5):
+        batch = source.positions(SPECS[k_shot], (0, 3), 30)
+        assert method.score_positions(batch) == method.score_batch(batch.episodes())
+
+
 def test_compare_protonet_reports_identical_scores(context, source):
     comparison = compare_protonet(source, context, count=50)
     assert comparison.identical

@@ -107,6 +107,33 @@ def test_pinned_fingerprints_synthetic():
 def test_pinned_fingerprints_clinc150(clinc, seed, index, expected):
     episode = sample_episode(clinc.split("test").by_label, EpisodeSpec(5, 1, 15), seed, index)
     assert episode.fingerprint == expected
+    # the same episode sampled as position arrays, its fingerprint made from the arrays
+    batch = clinc.split("test").positions(EpisodeSpec(5, 1, 15), (seed,), index + 1)
+    assert batch.fingerprints()[index] == expected
+
+
+def test_position_batches_are_the_pools_episodes(clinc):
+    """ClassPool and SplitPool (SST-style support/query sets) give the same episodes, positions
+    and fingerprints as position arrays as one `Episode` at a time."""
+    from benchmark.core.pools import SplitPool
+
+    by_label = clinc.split("test").by_label
+    split = SplitPool(
+        {k: v[:40] for k, v in by_label.items()}, {k: v[40:] for k, v in by_label.items()}
+    )
+    for pool in (clinc.split("test"), split):
+        spec = EpisodeSpec(5, 3, 4)
+        batch = pool.positions(spec, (0, 9), 25)
+        episodes = pool.episodes(spec, (0, 9), 25)
+        assert (
+            len(batch) == 50 and batch.support.shape == (50, 15) and batch.query.shape == (50, 20)
+        )
+        assert batch.fingerprints() == [e.fingerprint for e in episodes]
+        assert batch.episodes() == episodes
+        assert [
+            tuple(s) + tuple(q)
+            for s, q in zip(batch.support.tolist(), batch.query.tolist(), strict=True)
+        ] == [e.located.positions for e in episodes]
 
 
 def test_fingerprint_fields_cannot_run_into_each_other():

@@ -20,6 +20,7 @@ import numpy as np
 
 from benchmark.core.types import (
     Episode,
+    EpisodeSpec,
     Example,
     Item,
     ItemTable,
@@ -51,13 +52,17 @@ def method_rng(seed: int, index: int) -> random.Random:
 
 
 def choose(rng: random.Random, n: int, k: int) -> list[int]:
-    """`k` distinct indices from `range(n)` in draw order (a partial Fisher-Yates shuffle)."""
-    order = list(range(n))
+    """`k` distinct indices from `range(n)` in draw order: a partial Fisher-Yates shuffle, kept
+    sparse (only moved positions are stored), so it costs O(k) whatever `n`; the same indices
+    as swapping in a full `list(range(n))`."""
+    moved: dict[int, int] = {}
+    out = []
     draw = rng.random
     for i in range(k):
         j = i + int(draw() * (n - i))
-        order[i], order[j] = order[j], order[i]
-    return order[:k]
+        out.append(moved.get(j, j))
+        moved[j] = moved.get(i, i)  # position i is never read again
+    return out
 
 
 def _item_fields(part: str, item: Item) -> list:
@@ -147,6 +152,71 @@ class FlatPool:
             classes, in_support(self.items), in_query(self.items), seed, index, lines
         )
         return located_episode(episode, Located(self.table, (*support_at, *query_at)))
+
+
+Draw = tuple[list[str], list[int], list[int]]  # an episode's classes, support and query positions
+
+
+@dataclass(frozen=True, eq=False)
+class PositionBatch:
+    """Episodes of one spec drawn from one `FlatPool`, as integer arrays: the classes in draw
+    order, and (episodes, N*K) support and (episodes, N*Q) query positions into `flat.table`.
+    The same episodes as the pool's `episodes`, without building their items; fingerprints
+    (byte-identical to the episodes') and `Episode` objects are made only when asked."""
+
+    flat: FlatPool
+    classes: tuple[tuple[str, ...], ...]
+    support: np.ndarray
+    query: np.ndarray
+    seeds: tuple[int, ...]
+    indices: tuple[int, ...]
+
+    @classmethod
+    def drawn(
+        cls,
+        flat: FlatPool,
+        draw: Callable[[EpisodeSpec, int, int], Draw],
+        spec: EpisodeSpec,
+        seeds: Sequence[int],
+        count: int,
+    ) -> PositionBatch:
+        """Episodes `0..count-1` of each seed, drawn by `draw(spec, seed, index)`."""
+        keys = [(seed, i) for seed in seeds for i in range(count)]
+        draws = [draw(spec, seed, i) for seed, i in keys]
+        return cls(
+            flat,
+            tuple(tuple(classes) for classes, _, _ in draws),
+            np.array([support for _, support, _ in draws], dtype=np.int64),
+            np.array([query for _, _, query in draws], dtype=np.int64),
+            tuple(seed for seed, _ in keys),
+            tuple(i for _, i in keys),
+        )
+
+    def __len__(self) -> int:
+        return len(self.classes)
+
+    def fingerprints(self) -> list[str]:
+        """Each episode's fingerprint, from the pool's precomputed lines."""
+        support_lines, query_lines = self.flat.support_lines, self.flat.query_lines
+        return [
+            fingerprint_of_lines(
+                classes,
+                [*(support_lines[p] for p in support), *(query_lines[p] for p in query)],
+            )
+            for classes, support, query in zip(
+                self.classes, self.support.tolist(), self.query.tolist(), strict=True
+            )
+        ]
+
+    def episodes(self) -> list[Episode]:
+        """The episodes themselves (items, fingerprints, positions)."""
+        return [
+            self.flat.episode(classes, support, query, seed, index)
+            for classes, support, query, seed, index in zip(
+                self.classes, self.support.tolist(), self.query.tolist(), self.seeds,
+                self.indices, strict=True,
+            )
+        ]  # fmt: skip
 
 
 def _picker(at: Sequence[int]) -> Callable[[tuple], tuple]:

@@ -10,7 +10,15 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
-from benchmark.core.episodes import FlatPool, Pool, choose, episode_rng, seeded_rng
+from benchmark.core.episodes import (
+    Draw,
+    FlatPool,
+    Pool,
+    PositionBatch,
+    choose,
+    episode_rng,
+    seeded_rng,
+)
 from benchmark.core.errors import SpecError
 from benchmark.core.types import (
     Episode,
@@ -104,13 +112,13 @@ class ClassPool:
     def _flat(self) -> FlatPool:
         return FlatPool.of(self.by_label)
 
-    def episode(self, spec: EpisodeSpec, seed: int, index: int) -> Episode:
-        """Episode `index` of `seed`: N classes, K support and Q query examples per class."""
+    def draw(self, spec: EpisodeSpec, seed: int, index: int) -> Draw:
+        """The classes, support and query positions in the flat pool of episode `index` of
+        `seed`: N classes, K support and Q query examples per class."""
         rng = episode_rng(seed, index)
         labels = self._sorted_labels
         classes = [labels[i] for i in choose(rng, len(labels), spec.n_way)]
-        flat = self._flat
-        (starts,) = flat.starts
+        (starts,) = self._flat.starts
         k, drawn = spec.k_shot, spec.k_shot + spec.n_query
         support_at: list[int] = []
         query_at: list[int] = []
@@ -119,10 +127,18 @@ class ClassPool:
             at = [start + i for i in choose(rng, len(self.by_label[label]), drawn)]
             support_at += at[:k]
             query_at += at[k:]
-        return flat.episode(classes, support_at, query_at, seed, index)
+        return classes, support_at, query_at
+
+    def episode(self, spec: EpisodeSpec, seed: int, index: int) -> Episode:
+        """Episode `index` of `seed` (see `draw`)."""
+        return self._flat.episode(*self.draw(spec, seed, index), seed, index)
 
     def episodes(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> list[Episode]:
         return [self.episode(spec, seed, i) for seed in seeds for i in range(count)]
+
+    def positions(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> PositionBatch:
+        """`episodes(spec, seeds, count)` as position arrays (no items, no fingerprints)."""
+        return PositionBatch.drawn(self._flat, self.draw, spec, seeds, count)
 
 
 @dataclass(frozen=True)
@@ -181,13 +197,13 @@ class SplitPool:
     def _flat(self) -> FlatPool:
         return FlatPool.of(self.support, self.query)
 
-    def episode(self, spec: EpisodeSpec, seed: int, index: int) -> Episode:
-        """Episode `index` of `seed`: K support per class from one set, Q queries from the other."""
+    def draw(self, spec: EpisodeSpec, seed: int, index: int) -> Draw:
+        """The classes and positions of episode `index` of `seed`: K support per class from one
+        set, Q queries from the other."""
         rng = episode_rng(seed, index)
         labels = sorted(self.support)
         classes = [labels[i] for i in choose(rng, len(labels), spec.n_way)]
-        flat = self._flat
-        support_starts, query_starts = flat.starts
+        support_starts, query_starts = self._flat.starts
         support_at: list[int] = []
         query_at: list[int] = []
         for label in classes:
@@ -195,10 +211,18 @@ class SplitPool:
             support_at += [start + i for i in choose(rng, len(self.support[label]), spec.k_shot)]
             start = query_starts[label]
             query_at += [start + i for i in choose(rng, len(self.query[label]), spec.n_query)]
-        return flat.episode(classes, support_at, query_at, seed, index)
+        return classes, support_at, query_at
+
+    def episode(self, spec: EpisodeSpec, seed: int, index: int) -> Episode:
+        """Episode `index` of `seed` (see `draw`)."""
+        return self._flat.episode(*self.draw(spec, seed, index), seed, index)
 
     def episodes(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> list[Episode]:
         return [self.episode(spec, seed, i) for seed in seeds for i in range(count)]
+
+    def positions(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> PositionBatch:
+        """`episodes(spec, seeds, count)` as position arrays (no items, no fingerprints)."""
+        return PositionBatch.drawn(self._flat, self.draw, spec, seeds, count)
 
 
 @dataclass(frozen=True)

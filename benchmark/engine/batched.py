@@ -17,7 +17,7 @@ from typing import NamedTuple, Protocol, runtime_checkable
 import numpy as np
 import torch
 
-from benchmark.core.episodes import method_rng
+from benchmark.core.episodes import PositionBatch, method_rng
 from benchmark.core.methods import Method, MethodContext
 from benchmark.core.metrics import score_episode
 from benchmark.core.types import Episode, ItemTable
@@ -157,9 +157,17 @@ def index_located(
     item table (`Episode.located`): integer gathers, no per-text look-up."""
     table = episodes[0].located.table  # type: ignore[union-attr]
     positions = np.array([e.located.positions for e in episodes], dtype=np.int64)  # type: ignore[union-attr]
+    return index_positions(table, positions, len(episodes[0].support), encoder)
+
+
+def index_positions(
+    table: ItemTable, positions: np.ndarray, supports: int, encoder: CachedEncoder
+) -> tuple[torch.Tensor, EpisodeIndex]:
+    """The cached encoder's matrix and the index tensors of episodes given as (episodes,
+    support + query) positions into `table`, the first `supports` of each row the support."""
     rows = torch.from_numpy(encoder.rows_at(table.texts, positions))
     label_ids = torch.from_numpy(table.label_ids[positions])
-    s = len(episodes[0].support)
+    s = supports
     support, query = rows[:, :s].contiguous(), rows[:, s:].contiguous()  # flat per chunk
     batch = ranked_index(support, label_ids[:, :s], query, label_ids[:, s:], table.n_labels)
     return torch.from_numpy(encoder.matrix), batch
@@ -239,15 +247,47 @@ def score_batched(
             texts += [item.text for e in chosen for item in e.query]  # type: ignore[union-attr]
             embeddings, rows = embedding_rows(context, texts)
             index = index_episodes(chosen, rows, embeddings.device)
-        step = max(1, chunk_bytes // ((shape.support + shape.query) * encoder.dim * 4))  # type: ignore[union-attr]
-        buffer = GatherBuffer()
-        correct = []
-        for start in range(0, len(members), step):
-            batch = buffer.batch(embeddings, index.slice(start, start + step))
-            correct.append((predict(batch) == batch.query_labels).sum(-1))
-        for i, right in zip(members, torch.cat(correct).tolist(), strict=True):
-            scores[i] = right / shape.query  # the same float as `accuracy`
+        for i, score in zip(
+            members, accuracies(embeddings, index, predict, chunk_bytes), strict=True
+        ):
+            scores[i] = score
     return scores
+
+
+def accuracies(
+    embeddings: torch.Tensor, index: EpisodeIndex, predict: BatchPredict, chunk_bytes: int
+) -> list[float]:
+    """Each indexed episode's accuracy, predicted in chunks whose gathered embeddings stay
+    under `chunk_bytes`, into one reused buffer."""
+    (episodes, supports), queries = index.support.shape, index.query.shape[1]
+    step = max(1, chunk_bytes // ((supports + queries) * embeddings.shape[1] * 4))
+    buffer = GatherBuffer()
+    correct = []
+    for start in range(0, episodes, step):
+        batch = buffer.batch(embeddings, index.slice(start, start + step))
+        correct.append((predict(batch) == batch.query_labels).sum(-1))
+    return [right / queries for right in torch.cat(correct).tolist()]  # the float of `accuracy`
+
+
+def score_positions(
+    batch: PositionBatch,
+    context: MethodContext,
+    predict: BatchPredict,
+    chunk_bytes: int = GATHER_BYTES,
+) -> list[float]:
+    """`score_batched` on sampled episodes given as positions (`ClassPool.positions`): on CPU
+    with a cached encoder, integer gathers from the arrays without building an episode; else
+    the batch's episodes through `score_batched`."""
+    encoder = context.encoder
+    if not isinstance(encoder, CachedEncoder) or torch.device(context.device).type != "cpu":
+        return score_batched(batch.episodes(), context, predict, chunk_bytes=chunk_bytes)
+    if batch.query.shape[1] == 0:
+        raise ValueError("accuracy of an empty query set is undefined")
+    positions = np.concatenate([batch.support, batch.query], axis=1)
+    embeddings, index = index_positions(
+        batch.flat.table, positions, batch.support.shape[1], encoder
+    )
+    return accuracies(embeddings, index, predict, chunk_bytes)
 
 
 def score_one(method: Method, episode: Episode) -> float:
