@@ -99,8 +99,9 @@ def wait_until_gone(pids: list[int], timeout_s: float) -> list[int]:
 @pytest.mark.parametrize("workers", ["1", "2"])
 def test_sigkilled_sweep_resumes_to_the_uninterrupted_records(tmp_path, reference, workers):
     out = tmp_path / "store"
-    # Sleepy cells take 20 episodes x 0.1 s: killing after 2 records lands mid-sweep.
-    victim = start_sweep(out, "--workers", workers, sleep_s=0.1)
+    # Sleepy cells take 20 episodes x 0.5 s (10 s each): killing after 2 records lands mid-sweep
+    # even when a loaded machine makes this process poll late.
+    victim = start_sweep(out, "--workers", workers, sleep_s=0.5)
     at_kill = wait_for_records(out, 2, victim, timeout_s=30)
     children = Path(f"/proc/{victim.pid}/task/{victim.pid}/children").read_text().split()
     os.kill(victim.pid, signal.SIGKILL)  # the main process only: its workers must stop too
@@ -126,7 +127,7 @@ def test_ctrl_c_stops_a_worker_sweep_at_once_and_it_resumes(tmp_path, reference)
     """Ctrl-C (SIGINT to the whole process group, twice) ends a `--workers` sweep within
     seconds, without waiting for the running cells; the stored records are whole and reused."""
     out = tmp_path / "store"
-    victim = start_sweep(out, "--workers", "2", sleep_s=0.1)
+    victim = start_sweep(out, "--workers", "2", sleep_s=0.5)
     wait_for_records(out, 2, victim, timeout_s=30)
     children = Path(f"/proc/{victim.pid}/task/{victim.pid}/children").read_text().split()
     os.killpg(victim.pid, signal.SIGINT)
