@@ -11,6 +11,7 @@ import torch
 
 from benchmark.core.episodes import PositionBatch
 from benchmark.core.methods import METHODS, MethodContext, MethodEntry, label_index
+from benchmark.core.metrics import Scores
 from benchmark.core.types import Episode, Example
 from benchmark.engine.batched import EpisodeBatch, score_batched, score_positions
 
@@ -79,11 +80,11 @@ class PrototypicalNetwork:
         """(b, q) label indices of the nearest prototype, as `fit` predicts."""
         return similarity(batch.query, prototypes(batch), self.config.distance).argmax(-1)
 
-    def score_batch(self, episodes: Sequence[Episode]) -> list[float]:
-        """Accuracy of each episode, scored together; the same predictions as `fit`."""
+    def score_batch(self, episodes: Sequence[Episode]) -> Scores:
+        """Scores of each episode, scored together; the same predictions as `fit`."""
         return score_batched(episodes, self.context, self.predict_batch)
 
-    def score_positions(self, batch: PositionBatch) -> list[float]:
+    def score_positions(self, batch: PositionBatch) -> Scores:
         """`score_batch` of sampled episodes given as position arrays."""
         return score_positions(batch, self.context, self.predict_batch)
 
@@ -123,11 +124,11 @@ class NearestNeighbour:
         best = similarity(batch.query, batch.support, self.config.distance).argmax(-1)
         return batch.support_labels.gather(1, best)
 
-    def score_batch(self, episodes: Sequence[Episode]) -> list[float]:
-        """Accuracy of each episode, scored together; the same predictions as `fit`."""
+    def score_batch(self, episodes: Sequence[Episode]) -> Scores:
+        """Scores of each episode, scored together; the same predictions as `fit`."""
         return score_batched(episodes, self.context, self.predict_batch)
 
-    def score_positions(self, batch: PositionBatch) -> list[float]:
+    def score_positions(self, batch: PositionBatch) -> Scores:
         """`score_batch` of sampled episodes given as position arrays."""
         return score_positions(batch, self.context, self.predict_batch)
 

@@ -17,7 +17,7 @@ from baselines.frozen import Distance, similarity
 from baselines.frozen import prototypes as batch_prototypes
 from benchmark.core.episodes import method_rng
 from benchmark.core.methods import METHODS, MethodContext, MethodEntry, label_index
-from benchmark.core.metrics import score_episode
+from benchmark.core.metrics import Scores, score_episode
 from benchmark.core.types import Encoder, Episode, Example
 from benchmark.engine.batched import EpisodeBatch, score_batched
 from benchmark.engine.features import TextFeatures
@@ -165,12 +165,12 @@ class MetaPrototypicalNetwork(EpisodicLearner):
             names, prototypes = self.prototypes(support)
         return PrototypePredictor(self, names, prototypes)
 
-    def score_batch(self, episodes: Sequence[Episode]) -> list[float]:
-        """Accuracy of each episode, scored together over (cached) embeddings; the same
+    def score_batch(self, episodes: Sequence[Episode]) -> Scores:
+        """Scores of each episode, scored together over (cached) embeddings; the same
         predictions as `fit`. With the transformer still attached, episode by episode."""
         if self.features.transformer is not None:
-            return [score_episode("classification", self, e, method_rng(e.seed, e.index))
-                    for e in episodes]  # fmt: skip
+            return Scores.join(score_episode("classification", self, e, method_rng(e.seed, e.index))
+                               for e in episodes)  # fmt: skip
         self.eval()
         adapter, distance = self.features.adapter, self.config.distance
 

@@ -19,7 +19,7 @@ from baselines.metatrained import EpisodeLearner, FeatureConfig, seeded_init
 from baselines.probe import LogisticRegression, LogisticRegressionConfig
 from benchmark.core.episodes import method_rng
 from benchmark.core.methods import METHODS, MethodContext, MethodEntry, Predictor, label_index
-from benchmark.core.metrics import score_episode
+from benchmark.core.metrics import Scores, score_episode
 from benchmark.core.types import Episode, EpisodeSource, EpisodeSpec, Example
 from benchmark.engine.training import MetaTrainConfig
 from benchmark.engine.tuned_encoder import Layers
@@ -110,12 +110,12 @@ class SupervisedPretraining(EpisodeLearner):
             prototypes = sums / torch.bincount(index, minlength=len(names)).unsqueeze(1)
         return TrainingPrototypes(self, names, prototypes)
 
-    def score_batch(self, episodes: Sequence[Episode]) -> list[float]:
-        """Each episode's accuracy by the classifier's vectorised path on the trained encoder."""
+    def score_batch(self, episodes: Sequence[Episode]) -> Scores:
+        """Each episode's scores by the classifier's vectorised path on the trained encoder."""
         if self.features.transformer is None:
             return self.classifier().score_batch(episodes)
-        return [score_episode("classification", self, e, method_rng(e.seed, e.index))
-                for e in episodes]  # fmt: skip
+        return Scores.join(score_episode("classification", self, e, method_rng(e.seed, e.index))
+                           for e in episodes)  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import torch
 
 from benchmark.core.methods import METHODS, MethodContext, MethodEntry, label_index
+from benchmark.core.metrics import Scores
 from benchmark.core.types import Episode, Example
 from benchmark.engine.batched import GATHER_BYTES, EpisodeBatch, EpisodeShape, score_batched
 
@@ -90,8 +91,8 @@ class LogisticRegression:
         )
         return LinearPredictor(self.context, names, weight, bias)
 
-    def score_batch(self, episodes: Sequence[Episode]) -> list[float]:
-        """Accuracy of each episode, fitted together by `fit_logistic_regression_batched`, which
+    def score_batch(self, episodes: Sequence[Episode]) -> Scores:
+        """Scores of each episode, fitted together by `fit_logistic_regression_batched`, which
         solves to convergence (up to `MAX_BATCHED_SUPPORT` support examples; larger episodes,
         and every episode when `max_iter` stops L-BFGS earlier than the default, go through
         `fit` one by one)."""

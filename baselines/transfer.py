@@ -21,6 +21,7 @@ from baselines.frozen import Distance, similarity
 from baselines.probe import LinearPredictor, fit_logistic_regression
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.methods import METHODS, MethodContext, MethodEntry, label_index
+from benchmark.core.metrics import Scores
 from benchmark.core.types import Episode, Example
 from benchmark.engine.batched import EpisodeBatch, score_batched
 from benchmark.engine.features import transformer_of
@@ -92,8 +93,8 @@ class KNearestNeighbours:
         keys = self.context.embed([e.text for e in support])
         return KNNPredictor(self.context, names, keys, labels, self.config)
 
-    def score_batch(self, episodes: Sequence[Episode]) -> list[float]:
-        """Accuracy of each episode, scored together; the same predictions as `fit`."""
+    def score_batch(self, episodes: Sequence[Episode]) -> Scores:
+        """Scores of each episode, scored together; the same predictions as `fit`."""
         config = self.config
 
         def predict(batch: EpisodeBatch) -> torch.Tensor:

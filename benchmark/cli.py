@@ -11,6 +11,7 @@ from benchmark.commands import (
     cache,
     check,
     describe,
+    episodes,
     leaderboard,
     listing,
     perf,
@@ -24,8 +25,8 @@ from benchmark.commands import (
 from benchmark.commands.running import guarded
 
 # In the order `fewshot-bench --help` lists them.
-COMMANDS = (listing, describe, run, train, results, report, cache, perf, reproduce, check, submit,
-            leaderboard)  # fmt: skip
+COMMANDS = (listing, describe, run, train, results, report, episodes, cache, perf, reproduce, check,
+            submit, leaderboard)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

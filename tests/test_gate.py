@@ -126,6 +126,17 @@ def test_degraded_method_fails_the_gate(baseline, capsys, monkeypatch):
     assert "gate FAILED: 2 of 4 cells fell below" in stdout
 
 
+def test_the_gate_tests_macro_f1_when_asked(baseline, capsys, monkeypatch):
+    cells = {(c["method"], c["k_shot"]): c for c in json.loads(baseline.read_text())["cells"]}
+    assert check("--baseline", str(baseline), "--metric", "macro-f1") == 0
+    for (method, spec), row in table_rows(capsys.readouterr().out).items():
+        macro = cells[method, int(spec.split("-")[1][:-1])]["macro_f1"]
+        assert row[3] == f"{100 * macro['mean']:.2f}" == row[4] and row[8] == "pass"
+    monkeypatch.setattr(FlakyProtoNet, "wrong_rate", 0.3)
+    assert check("--baseline", str(baseline), "--metric", "macro-f1") == 1
+    assert "gate FAILED: 2 of 4 cells fell below" in capsys.readouterr().out
+
+
 def test_results_folder_is_read_instead_of_running(baseline, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(FlakyProtoNet, "wrong_rate", 0.3)
     out = tmp_path / "records"

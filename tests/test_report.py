@@ -24,7 +24,8 @@ from benchmark.engine.sweep import run_sweep
 from helpers import Exploding, NoConfig
 
 PAIRED = ("protonet", "nearest-neighbour", "logistic-regression", "random")
-PLOTS = ("scores-vs-shots.png", "scores-by-task.png", "paired-significance.png", "throughput.png")
+PLOTS = ("scores-vs-shots.png", "scores-by-task.png", "paired-significance.png",
+         "worst-classes.png", "throughput.png")  # fmt: skip
 SPECS = (EpisodeSpec(5, 1, 5), EpisodeSpec(5, 5, 5))
 
 

@@ -155,8 +155,9 @@ def test_newer_schema_is_refused(tmp_path):
 def test_newer_schema_record_of_a_cell_stops_a_resumed_run(tmp_path):
     run_sweep(small_sweep(methods=("random",)), options(tmp_path))
     victim = sorted(tmp_path.glob("*.json"))[0]
-    victim.write_text(json.dumps({**json.loads(victim.read_text()), "schema_version": 3}))
-    with pytest.raises(DataFormatError, match=rf"{victim.name}: schema_version 3 is newer"):
+    newer = SCHEMA_VERSION + 1
+    victim.write_text(json.dumps({**json.loads(victim.read_text()), "schema_version": newer}))
+    with pytest.raises(DataFormatError, match=rf"{victim.name}: schema_version {newer} is newer"):
         run_sweep(small_sweep(methods=("random",)), options(tmp_path))
 
 

@@ -40,6 +40,7 @@ CELL_FIELDS = (
     "metric",
     "mean",
     "per_episode",
+    "macro_f1",
 )
 UPDATE_HINT = "if the change is intended, rerun with --update-baseline"
 
@@ -116,7 +117,7 @@ def baseline_document(suite_name: str, records: Sequence[Record]) -> Record:
         "suite": {"name": suite_name, "version": SUITES[suite_name].version},
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "environment": {k: first[k] for k in ("versions", "git_commit", "device")},
-        "cells": [{k: r[k] for k in CELL_FIELDS} for r in sorted(records, key=cell_id)],
+        "cells": [{k: r.get(k) for k in CELL_FIELDS} for r in sorted(records, key=cell_id)],
     }
 
 

@@ -70,9 +70,11 @@ def leaderboard(bundles: Sequence[Bundle], alpha: float) -> str:
         for slot, record in bundle.records.items():
             by_slot[slot][bundle.method] = record
     suite = SUITES[bundles[0].suite]
+    metrics = sorted({r["metric"] for b in bundles for r in b.records.values()})
     lines = [
         f"# Leaderboard: suite {suite.name} (version {suite.version}), {len(bundles)} bundles",
         "",
+        f"Metric: {', '.join(metrics)} (each row's task). "
         "Mean and Student-t 95% CI over each cell's episodes, in points. Δ is the mean "
         "difference to the best other method on the same episodes and p the two-sided paired "
         f"t-test's p-value; * marks p < {alpha:g}.",

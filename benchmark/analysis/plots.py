@@ -254,3 +254,34 @@ def plot_significance(
         fontsize="medium",
     )
     return figure
+
+
+def plot_worst_classes(
+    records: Sequence[Record], labels: dict[str, str], colors: dict[str, Color], count: int = 8
+) -> Figure | None:
+    """Per task and full spec, the `count` classes (NER: entity types) with the lowest F1
+    averaged over the methods, one horizontal bar per method; None without per-class records."""
+    cells = [g for g in grouped([r for r in records if r.get("per_class")], spec_key) if g]
+    if not cells:
+        return None
+    figure, axes = _figure(len(cells), cols=2, width=5.5, height=0.45 * count + 1.2)
+    for ax, group in zip(axes, cells, strict=True):
+        group.sort(key=lambda r: labels[r["key"]])
+        names = sorted({c for r in group for c in r["per_class"]})
+        mean_f1 = {c: np.mean([r["per_class"].get(c, {}).get("f1", 0.0) for r in group])
+                   for c in names}  # fmt: skip
+        worst = sorted(names, key=lambda c: (mean_f1[c], c))[:count][::-1]
+        height = 0.8 / len(group)
+        for i, record in enumerate(group):
+            name = labels[record["key"]]
+            f1 = [100 * record["per_class"].get(c, {}).get("f1", 0.0) for c in worst]
+            offsets = np.arange(len(worst)) + height * (i - (len(group) - 1) / 2)
+            ax.barh(offsets, f1, height, color=colors[name], label=name)
+        ax.set_yticks(range(len(worst)), worst, fontsize=7)
+        ax.set_xlim(0, 100)
+        ax.set_xlabel("F1 (%), pooled over the cell's queries", fontsize=8)
+        ax.set_title(f"{group[0]['task']} {spec_label(group[0])}", fontsize=9)
+        ax.grid(axis="x", alpha=0.3)
+    _legend(figure, axes)
+    figure.suptitle(f"The {count} worst classes per task and spec", fontsize="medium")
+    return figure

@@ -14,12 +14,14 @@ from typing import TYPE_CHECKING
 
 from tabulate import tabulate
 
+from benchmark.analysis.metric_choice import DEFAULT_METRIC, with_metric
 from benchmark.analysis.plots import (
     Plot,
     plot_scores_by_task,
     plot_scores_vs_shots,
     plot_significance,
     plot_throughput,
+    plot_worst_classes,
     series_colors,
     to_png,
 )
@@ -29,7 +31,7 @@ from benchmark.analysis.series import (
     series_labels,
     significance_table,
 )
-from benchmark.analysis.tables import results_table, throughput_table
+from benchmark.analysis.tables import per_class_table, results_table, throughput_table
 from benchmark.core.errors import DataFormatError
 from benchmark.engine.store import Record, load_records, spec_label
 
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
 FORMATS = ("md", "html")
 DPI = 100
+WORST_CLASSES = 5  # per cell, in the report's per-class table
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,18 @@ def build_sections(records: Sequence[Record], store: Path, dpi: int = DPI) -> li
                 table=lambda f: significance_table(comparisons, f),
             )
         )
+    worst = plot_worst_classes(ok, labels, colors)
+    if worst is not None:
+        sections.append(
+            Section(
+                "Per class",
+                f"Precision, recall and F1 of each class (NER: entity type), pooled over a "
+                f"cell's queries; the plot and the table show the {WORST_CLASSES} worst per "
+                "cell (`fewshot-bench results --per-class` prints them all).",
+                plot=render("worst-classes.png", worst),
+                table=lambda f: per_class_table(records, f, worst=WORST_CLASSES),
+            )
+        )
     sections.append(
         Section(
             "Throughput",
@@ -229,11 +244,15 @@ def load_store(store: Path) -> list[Record]:
 
 
 def write_report(
-    store: Path, out: Path | None = None, formats: Sequence[str] = FORMATS, dpi: int = DPI
+    store: Path,
+    out: Path | None = None,
+    formats: Sequence[str] = FORMATS,
+    dpi: int = DPI,
+    metric: str = DEFAULT_METRIC,
 ) -> list[Path]:
     """Write report.md with its PNG plots (`md`) and/or report.html (`html`) into `out`
-    (default `store/report`), plots at `dpi`; returns the paths written."""
-    records = load_store(store)
+    (default `store/report`), plots at `dpi`, scores by `metric`; returns the paths written."""
+    records = with_metric(load_store(store), metric)
     sections = build_sections(records, store, dpi)
     title = f"fewshot-bench report: {store.name or store}"
     out = store / "report" if out is None else out

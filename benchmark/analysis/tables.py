@@ -110,3 +110,21 @@ def throughput_table(records: Sequence[Record], tablefmt: str = "github") -> str
         "device",
     ]
     return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+
+
+def per_class_table(
+    records: Sequence[Record], tablefmt: str = "github", worst: int | None = None
+) -> str:
+    """Precision, recall, F1 and support of each class (NER: entity type) of each cell, pooled
+    over the cell's queries, worst F1 first within a cell (only the `worst` lowest, if given);
+    records without them are left out."""
+    rows = [
+        [r["task"], r["method"], spec_label(r), name, f"{100 * c['precision']:.1f}",
+         f"{100 * c['recall']:.1f}", f"{100 * c['f1']:.1f}", c["support"]]
+        for r in sorted(records, key=_order)
+        if r.get("status") == "ok" and r.get("per_class")
+        for name, c in sorted(r["per_class"].items(), key=lambda kv: (kv[1]["f1"], kv[0]))[:worst]
+    ]  # fmt: skip
+    headers = ["task", "method", "spec", "class", "precision (%)", "recall (%)", "F1 (%)",
+               "support"]  # fmt: skip
+    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)

@@ -7,6 +7,7 @@ import argparse
 from collections.abc import Sequence
 from pathlib import Path
 
+from benchmark.analysis.metric_choice import DEFAULT_METRIC, METRIC_CHOICES
 from benchmark.core.configs import parse_options
 from benchmark.core.datasource import DATA_DIR_ENV, resolve_data_dir
 from benchmark.core.errors import BenchmarkError
@@ -105,6 +106,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="leave out classes with fewer than K+Q examples instead of failing",
     )
+    what.add_argument(
+        "--episodes-file",
+        default=None,
+        metavar="FILE",
+        help="evaluate exactly the episodes of FILE (from `fewshot-bench episodes export`, or "
+        "a Few-NERD episode file) on the one --task; its N, K, Q and seeds replace the flags",
+    )
     own = parser.add_argument_group("your own data (instead of, or besides, --task)")
     own.add_argument("--task-file", default=None, help="a JSON lines, CSV, TSV or CoNLL file")
     own.add_argument(
@@ -201,6 +209,17 @@ def add_encoder(parser: Parser) -> None:
         "--encoder",
         default=DEFAULT_ENCODER,
         help=f"registered encoder, Hugging Face model or local folder (default {DEFAULT_ENCODER})",
+    )
+
+
+def add_metric(parser: Parser) -> None:
+    """`--metric`: what tables, the gate and the leaderboard rank by."""
+    parser.add_argument(
+        "--metric",
+        choices=METRIC_CHOICES,
+        default=DEFAULT_METRIC,
+        help="rank and test by each task's own metric (accuracy; NER: entity F1) or by "
+        "macro-F1 over the episode's classes (classification only; default accuracy)",
     )
 
 
@@ -329,6 +348,7 @@ def sweep_from_args(args: argparse.Namespace) -> tuple[Sweep, RunOptions]:
         split_id=args.split_id,
         drop_small_classes=args.drop_small_classes,
         options=parse_options(args.option),
+        episodes_file=Path(args.episodes_file) if args.episodes_file else None,
     )
     options = RunOptions(
         out=Path(args.out),

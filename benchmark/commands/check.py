@@ -27,7 +27,9 @@ from benchmark.analysis.gate import (
     failures,
     verdict_table,
 )
+from benchmark.analysis.metric_choice import records_by_metric
 from benchmark.analysis.reference import results_dir
+from benchmark.commands.arguments import add_metric
 from benchmark.commands.suite_runs import (
     SuiteRun,
     add_suite_run_arguments,
@@ -100,6 +102,8 @@ def check(args: argparse.Namespace) -> int:
         write_json_atomically(baseline_path, document)
         print(f"wrote {baseline_path}: {len(ours)} cells of suite {run.suite.name}")
         return 0
+    ours = records_by_metric(ours, args.metric)
+    baseline = records_by_metric(baseline, args.metric, f"baseline {baseline_path}:")
     verdicts = compare(ours, baseline, args.margin, args.alpha)
     print(verdict_table(verdicts))
     bad = [v for v in verdicts if v.failed]
@@ -149,5 +153,6 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--out", default=None, help="keep the run's records here (default: a temporary folder)"
     )
+    add_metric(parser)
     add_suite_run_arguments(parser, device="cpu")
     parser.set_defaults(handler=check)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,6 +21,8 @@ from benchmark.analysis.leaderboard import (
     leaderboard,
     read_bundle,
 )
+from benchmark.analysis.metric_choice import records_by_metric
+from benchmark.commands.arguments import add_metric
 from benchmark.commands.suite_runs import (
     SuiteRun,
     expected_cells,
@@ -67,7 +70,11 @@ def load_bundles(paths: Sequence[str], data_dir: str | None = None) -> list[Bund
 
 def show_leaderboard(args: argparse.Namespace) -> int:
     """`fewshot-bench leaderboard`: print the markdown leaderboard of the bundles."""
-    print(leaderboard(load_bundles(args.bundles, args.data_dir), args.alpha))
+    bundles = [
+        dataclasses.replace(b, records=records_by_metric(b.records, args.metric, str(b.path)))
+        for b in load_bundles(args.bundles, args.data_dir)
+    ]
+    print(leaderboard(bundles, args.alpha))
     return 0
 
 
@@ -91,4 +98,5 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="the data folder the bundles were made with (as in `submit`): a task whose data is "
         "not found here is not a cell of the suite, and bundles holding it are refused",
     )  # fmt: skip
+    add_metric(parser)
     parser.set_defaults(handler=show_leaderboard)

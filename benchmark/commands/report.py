@@ -6,6 +6,7 @@ import argparse
 from pathlib import Path
 
 from benchmark.analysis.report import DPI, FORMATS, write_report
+from benchmark.commands.arguments import add_metric
 
 
 def _formats(value: str) -> tuple[str, ...]:
@@ -31,7 +32,7 @@ def register(commands: argparse._SubParsersAction) -> None:
         "records, tasks, methods, episodes, seeds, encoders, commits and versions behind it; "
         "failed cells; the results table; score vs K-shot with 95% CI bands; scores per task; "
         "paired t-tests between methods that ran on identical episodes (matrix and table); "
-        "and throughput.",
+        "the worst classes per cell (precision, recall, F1); and throughput.",
     )
     report.add_argument("store", metavar="STORE", help="results folder written by `run --out`")
     report.add_argument(
@@ -46,6 +47,7 @@ def register(commands: argparse._SubParsersAction) -> None:
     report.add_argument(
         "--dpi", type=_dpi, default=DPI, help=f"resolution of the plots (default {DPI})"
     )
+    add_metric(report)
     report.set_defaults(handler=write)
 
 
@@ -53,6 +55,6 @@ def write(args: argparse.Namespace) -> int:
     """Write the report and print the paths written."""
     store = Path(args.store)
     out = Path(args.out) if args.out else None
-    for path in write_report(store, out, args.format, args.dpi):
+    for path in write_report(store, out, args.format, args.dpi, args.metric):
         print(path)
     return 0

@@ -127,7 +127,7 @@ class FlatPool:
                 label_ids.extend([ids[label]] * len(members))
             starts.append(start)
         table = ItemTable(
-            tuple(e.text for e in items), np.array(label_ids, dtype=np.int64), len(names)
+            tuple(e.text for e in items), np.array(label_ids, dtype=np.int64), tuple(names)
         )
         return cls(
             table,

@@ -1,15 +1,70 @@
-"""Episode-level scores."""
+"""Episode-level scores: the task's metric (accuracy or entity F1) per episode, macro-F1 per
+classification episode, and per-class (per entity type) counts pooled over every query."""
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from benchmark.core.methods import Method
-from benchmark.core.tagging import entity_f1
+from benchmark.core.tagging import entities, entity_f1
 from benchmark.core.types import Episode, Kind
 
 METRICS: dict[Kind, str] = {"classification": "accuracy", "tagging": "entity-f1"}
+
+
+class Tally(NamedTuple):
+    """One class's pooled counts: queries (entities) it was right on, predicted, and gold."""
+
+    correct: int
+    predicted: int
+    gold: int
+
+    def __add__(self, other: tuple[int, ...]) -> Tally:  # type: ignore[override]
+        return Tally(*(a + b for a, b in zip(self, other, strict=True)))
+
+    def summary(self) -> dict[str, float | int]:
+        """Precision, recall, F1 (0 where undefined, as scikit-learn's zero_division=0) and
+        support."""
+        c, p, g = self
+        return {
+            "precision": c / p if p else 0.0,
+            "recall": c / g if g else 0.0,
+            "f1": 2 * c / (p + g) if p + g else 0.0,
+            "support": g,
+            "predicted": p,
+        }
+
+
+@dataclass(frozen=True)
+class Scores:
+    """Scores of a run of episodes, in order: the task's metric and (classification only)
+    macro-F1 per episode, and per-class tallies pooled over all their queries."""
+
+    metric: list[float]
+    macro_f1: list[float] = field(default_factory=list)
+    classes: dict[str, Tally] = field(default_factory=dict)
+
+    @staticmethod
+    def join(parts: Iterable[Scores]) -> Scores:
+        """The scores of consecutive runs of episodes as one."""
+        metric: list[float] = []
+        macro: list[float] = []
+        classes: dict[str, Tally] = {}
+        for part in parts:
+            metric.extend(part.metric)
+            macro.extend(part.macro_f1)
+            for name, tally in part.classes.items():
+                classes[name] = classes[name] + tally if name in classes else tally
+        return Scores(metric, macro, classes)
+
+    def per_class(self) -> dict[str, dict[str, float | int]]:
+        """Precision, recall, F1 and support of each class, in name order."""
+        return {name: self.classes[name].summary() for name in sorted(self.classes)}
 
 
 def accuracy(predicted: Sequence[str], gold: Sequence[str]) -> float:
@@ -21,13 +76,45 @@ def accuracy(predicted: Sequence[str], gold: Sequence[str]) -> float:
     return sum(p == g for p, g in zip(predicted, gold, strict=True)) / len(gold)
 
 
-def score_episode(kind: Kind, method: Method, episode: Episode, rng: random.Random) -> float:
-    """Fit on the support set, predict the query set, and score: accuracy or entity F1."""
+def class_tallies(predicted: Sequence[str], gold: Sequence[str]) -> dict[str, Tally]:
+    """Each label's correct, predicted and gold counts (labels seen in either sequence)."""
+    right = Counter(g for p, g in zip(predicted, gold, strict=True) if p == g)
+    guessed, true = Counter(predicted), Counter(gold)
+    return {name: Tally(right[name], guessed[name], true[name]) for name in guessed | true}
+
+
+def macro_f1(tallies: Mapping[str, Tally]) -> float:
+    """Unweighted mean F1 over the labels that occur in the gold or predicted labels (scikit-
+    learn's `f1_score(average="macro", zero_division=0)`), summed exactly."""
+    values = [2 * c / (p + g) for c, p, g in tallies.values()]
+    return math.fsum(values) / len(values)
+
+
+def classification_scores(predicted: Sequence[str], gold: Sequence[str]) -> Scores:
+    """One episode's accuracy, macro-F1 and class tallies."""
+    score = accuracy(predicted, gold)
+    tallies = class_tallies(predicted, gold)
+    return Scores([score], [macro_f1(tallies)], tallies)
+
+
+def tagging_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> Scores:
+    """One episode's entity F1 and per-type entity tallies."""
+    score = entity_f1(gold, predicted)
+    true, guessed = entities(gold), entities(predicted)
+    right = Counter(kind for kind, _, _ in true & guessed)
+    found, wanted = Counter(k for k, _, _ in guessed), Counter(k for k, _, _ in true)
+    tallies = {kind: Tally(right[kind], found[kind], wanted[kind]) for kind in found | wanted}
+    return Scores([score], [], tallies)
+
+
+def score_episode(kind: Kind, method: Method, episode: Episode, rng: random.Random) -> Scores:
+    """Fit on the support set, predict the query set, and score: accuracy (with macro-F1 and
+    class tallies) or entity F1 (with entity-type tallies)."""
     predictor = method.fit(episode.support, rng)
     if kind == "tagging":
         predicted = predictor.predict([s.tokens for s in episode.query])
         if [len(p) for p in predicted] != [len(s.tokens) for s in episode.query]:
             raise ValueError("a tagging method must return one tag per query token")
-        return entity_f1([s.tags for s in episode.query], predicted)
+        return tagging_scores([s.tags for s in episode.query], predicted)
     predicted = predictor.predict([e.text for e in episode.query])
-    return accuracy(predicted, [e.label for e in episode.query])
+    return classification_scores(predicted, [e.label for e in episode.query])

@@ -70,7 +70,11 @@ class ItemTable:
 
     texts: tuple[str, ...]
     label_ids: np.ndarray  # (len(texts),) int64
-    n_labels: int
+    labels: tuple[str, ...]  # sorted label names
+
+    @property
+    def n_labels(self) -> int:
+        return len(self.labels)
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ buffer (`GatherBuffer`). Methods offer this through an optional `score_batch(epi
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple, Protocol, runtime_checkable
@@ -19,7 +20,7 @@ import torch
 
 from benchmark.core.episodes import PositionBatch, method_rng
 from benchmark.core.methods import Method, MethodContext
-from benchmark.core.metrics import score_episode
+from benchmark.core.metrics import Scores, Tally, score_episode
 from benchmark.core.types import Episode, ItemTable
 from benchmark.engine.cached_encoder import CachedEncoder
 
@@ -48,6 +49,9 @@ class EpisodeIndex:
     query: torch.Tensor  # (b, q) rows
     query_labels: torch.Tensor  # (b, q)
     n_way: int
+    classes: torch.Tensor  # (b, n_way) each episode's support labels as indices into `names`
+    query_ids: torch.Tensor  # (b, q) each query's gold label as an index into `names`
+    names: tuple[str, ...]
 
     def slice(self, start: int, stop: int) -> EpisodeIndex:
         """Episodes `start` to `stop` (exclusive) of this index."""
@@ -57,6 +61,9 @@ class EpisodeIndex:
             self.query[start:stop],
             self.query_labels[start:stop],
             self.n_way,
+            self.classes[start:stop],
+            self.query_ids[start:stop],
+            self.names,
         )
 
 
@@ -111,7 +118,7 @@ class GatherBuffer:
 class BatchScorer(Protocol):
     """A classification method that scores many episodes at once, as `score_episode` would."""
 
-    def score_batch(self, episodes: Sequence[Episode]) -> list[float]: ...
+    def score_batch(self, episodes: Sequence[Episode]) -> Scores: ...
 
 
 def episode_shape(episode: Episode) -> EpisodeShape:
@@ -134,9 +141,8 @@ def index_episodes(
     b = len(episodes)
     support = [item for e in episodes for item in e.support]
     query = [item for e in episodes for item in e.query]
-    names = sorted({item.label for item in support})  # type: ignore[union-attr]
+    names = sorted({item.label for item in (*support, *query)})  # type: ignore[union-attr]
     ids = {name: i for i, name in enumerate(names)}
-    absent = len(names)  # the id of query labels no support set holds
 
     def tensor(values: Sequence[int]) -> torch.Tensor:
         return torch.tensor(values, dtype=torch.long, device=device).reshape(b, -1)
@@ -145,8 +151,8 @@ def index_episodes(
         tensor(rows[: len(support)]),
         tensor([ids[item.label] for item in support]),  # type: ignore[union-attr]
         tensor(rows[len(support) :]),
-        tensor([ids.get(item.label, absent) for item in query]),  # type: ignore[union-attr]
-        absent,
+        tensor([ids[item.label] for item in query]),  # type: ignore[union-attr]
+        tuple(names),
     )
 
 
@@ -169,7 +175,7 @@ def index_positions(
     label_ids = torch.from_numpy(table.label_ids[positions])
     s = supports
     support, query = rows[:, :s].contiguous(), rows[:, s:].contiguous()  # flat per chunk
-    batch = ranked_index(support, label_ids[:, :s], query, label_ids[:, s:], table.n_labels)
+    batch = ranked_index(support, label_ids[:, :s], query, label_ids[:, s:], table.labels)
     return torch.from_numpy(encoder.matrix), batch
 
 
@@ -178,18 +184,19 @@ def ranked_index(
     support_ids: torch.Tensor,
     query: torch.Tensor,
     query_ids: torch.Tensor,
-    absent: int,
+    names: tuple[str, ...],
 ) -> EpisodeIndex:
-    """An `EpisodeIndex` from (b, s) / (b, q) rows and label ids, where ids sort as the label
-    names do and `absent` (the largest) is not a label. An episode's label index is the rank of
-    a label id among the ids its support set holds (sorted names, as `label_index`); a query
-    label outside the support set gets -1."""
-    present = torch.zeros(support.shape[0], absent + 1, dtype=torch.bool, device=support.device)
+    """An `EpisodeIndex` from (b, s) / (b, q) rows and label ids into the sorted `names`. An
+    episode's label index is the rank of a label id among the ids its support set holds (sorted
+    names, as `label_index`); a query label outside the support set gets -1."""
+    present = torch.zeros(support.shape[0], len(names), dtype=torch.bool, device=support.device)
     present.scatter_(1, support_ids, True)
     rank = present.cumsum(1) - 1
     query_labels = torch.where(present.gather(1, query_ids), rank.gather(1, query_ids), -1)
+    n_way = int(present[0].sum())
+    classes = present.nonzero()[:, 1].reshape(-1, n_way)
     return EpisodeIndex(
-        support, rank.gather(1, support_ids), query, query_labels, n_way=int(present[0].sum())
+        support, rank.gather(1, support_ids), query, query_labels, n_way, classes, query_ids, names
     )
 
 
@@ -218,12 +225,12 @@ def score_batched(
     fallback: Method | None = None,
     batchable: Callable[[EpisodeShape], bool] | None = None,
     chunk_bytes: int = GATHER_BYTES,
-) -> list[float]:
-    """Accuracy of each classification episode, in order, episodes of one shape at a time.
+) -> Scores:
+    """Scores of classification episodes, in order, episodes of one shape at a time.
 
     Each group is indexed at once, then predicted in chunks whose gathered embeddings stay
-    under `chunk_bytes`; groups that
-    `batchable` rejects are scored one by one with `fallback`'s `fit`/`predict`.
+    under `chunk_bytes`; groups that `batchable` rejects are scored one by one with
+    `fallback`'s `fit`/`predict`.
     """
     groups: dict[tuple[EpisodeShape, ItemTable | None], list[int]] = {}
     for i, episode in enumerate(episodes):
@@ -231,42 +238,89 @@ def score_batched(
         groups.setdefault((episode_shape(episode), table), []).append(i)
     encoder = context.encoder
     located = isinstance(encoder, CachedEncoder) and torch.device(context.device).type == "cpu"
-    scores = [0.0] * len(episodes)
+    accuracy, macro = [0.0] * len(episodes), [0.0] * len(episodes)
+    parts = []
     for (shape, table), members in groups.items():
         if shape.query == 0:
             raise ValueError("accuracy of an empty query set is undefined")
         if batchable is not None and not batchable(shape):
-            for i in members:
-                scores[i] = score_one(fallback, episodes[i])  # type: ignore[arg-type]
-            continue
-        chosen = [episodes[i] for i in members]
-        if located and table is not None:
-            embeddings, index = index_located(chosen, encoder)  # type: ignore[arg-type]
+            part = Scores.join(score_one(fallback, episodes[i]) for i in members)  # type: ignore[arg-type]
         else:
-            texts = [item.text for e in chosen for item in e.support]  # type: ignore[union-attr]
-            texts += [item.text for e in chosen for item in e.query]  # type: ignore[union-attr]
-            embeddings, rows = embedding_rows(context, texts)
-            index = index_episodes(chosen, rows, embeddings.device)
-        for i, score in zip(
-            members, accuracies(embeddings, index, predict, chunk_bytes), strict=True
-        ):
-            scores[i] = score
-    return scores
+            chosen = [episodes[i] for i in members]
+            if located and table is not None:
+                embeddings, index = index_located(chosen, encoder)  # type: ignore[arg-type]
+            else:
+                texts = [item.text for e in chosen for item in e.support]  # type: ignore[union-attr]
+                texts += [item.text for e in chosen for item in e.query]  # type: ignore[union-attr]
+                embeddings, rows = embedding_rows(context, texts)
+                index = index_episodes(chosen, rows, embeddings.device)
+            part = batch_scores(embeddings, index, predict, chunk_bytes)
+        for j, i in enumerate(members):
+            accuracy[i], macro[i] = part.metric[j], part.macro_f1[j]
+        parts.append(Scores([], [], part.classes))
+    return Scores.join([Scores(accuracy, macro), *parts])
 
 
-def accuracies(
+def batch_scores(
     embeddings: torch.Tensor, index: EpisodeIndex, predict: BatchPredict, chunk_bytes: int
-) -> list[float]:
-    """Each indexed episode's accuracy, predicted in chunks whose gathered embeddings stay
-    under `chunk_bytes`, into one reused buffer."""
+) -> Scores:
+    """Each indexed episode's scores (the floats `classification_scores` gives), predicted in
+    chunks whose gathered embeddings stay under `chunk_bytes`, into one reused buffer."""
     (episodes, supports), queries = index.support.shape, index.query.shape[1]
     step = max(1, chunk_bytes // ((supports + queries) * embeddings.shape[1] * 4))
     buffer = GatherBuffer()
-    correct = []
+    counts = []
     for start in range(0, episodes, step):
         batch = buffer.batch(embeddings, index.slice(start, start + step))
-        correct.append((predict(batch) == batch.query_labels).sum(-1))
-    return [right / queries for right in torch.cat(correct).tolist()]  # the float of `accuracy`
+        counts.append(class_counts(predict(batch), batch.query_labels, index.n_way))
+    correct, predicted, gold = (torch.cat(c) for c in zip(*counts, strict=True))
+    accuracy = [right / queries for right in correct.sum(-1).tolist()]  # the float of `accuracy`
+    pooled = [
+        torch.zeros(len(index.names), dtype=torch.long).index_add_(
+            0, index.classes.ravel().cpu(), c.ravel().cpu()
+        )
+        for c in (correct, predicted)
+    ]
+    pooled.append(torch.bincount(index.query_ids.ravel().cpu(), minlength=len(index.names)))
+    classes = {
+        index.names[i]: Tally(*counts)
+        for i, counts in enumerate(zip(*(p.tolist() for p in pooled), strict=True))
+        if counts[1] or counts[2]
+    }
+    return Scores(accuracy, macro_f1s(correct, predicted, gold, outside_support(index)), classes)
+
+
+def outside_support(index: EpisodeIndex) -> list[int]:
+    """Per episode, how many distinct query labels its support set lacks."""
+    b, labels = index.query_ids.shape[0], len(index.names)
+    asked = torch.zeros(b, labels, dtype=torch.bool, device=index.query_ids.device)
+    asked.scatter_(1, index.query_ids, True)
+    asked.scatter_(1, index.classes, False)
+    return asked.sum(1).tolist()
+
+
+def macro_f1s(
+    correct: torch.Tensor, predicted: torch.Tensor, gold: torch.Tensor, outside: Sequence[int]
+) -> list[float]:
+    """Each episode's macro-F1 (the float `macro_f1` gives) from its (b, n_way) counts, `outside`
+    gold labels of the support's lacking adding an F1 of 0 each."""
+    seen = (predicted + gold > 0).tolist()
+    f1 = (2 * correct.double() / (predicted + gold).clamp(min=1).double()).tolist()
+    return [
+        math.fsum(v for v, s in zip(row, mask, strict=True) if s) / (sum(mask) + extra)
+        for row, mask, extra in zip(f1, seen, outside, strict=True)
+    ]
+
+
+def class_counts(
+    predicted: torch.Tensor, gold: torch.Tensor, n_way: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(b, n_way) correct, predicted and gold counts of each episode's classes from (b, q)
+    predicted and gold label indices (gold -1: not a support label)."""
+    guessed = torch.nn.functional.one_hot(predicted, n_way)
+    true = torch.nn.functional.one_hot(gold.clamp(min=0), n_way) * (gold >= 0).unsqueeze(-1)
+    right = guessed * (predicted == gold).unsqueeze(-1)
+    return right.sum(1), guessed.sum(1), true.sum(1)
 
 
 def score_positions(
@@ -274,7 +328,7 @@ def score_positions(
     context: MethodContext,
     predict: BatchPredict,
     chunk_bytes: int = GATHER_BYTES,
-) -> list[float]:
+) -> Scores:
     """`score_batched` on sampled episodes given as positions (`ClassPool.positions`): on CPU
     with a cached encoder, integer gathers from the arrays without building an episode; else
     the batch's episodes through `score_batched`."""
@@ -287,10 +341,10 @@ def score_positions(
     embeddings, index = index_positions(
         batch.flat.table, positions, batch.support.shape[1], encoder
     )
-    return accuracies(embeddings, index, predict, chunk_bytes)
+    return batch_scores(embeddings, index, predict, chunk_bytes)
 
 
-def score_one(method: Method, episode: Episode) -> float:
+def score_one(method: Method, episode: Episode) -> Scores:
     return score_episode("classification", method, episode, method_rng(episode.seed, episode.index))
 
 
@@ -299,12 +353,12 @@ def score_in_chunks(
     episodes: Sequence[Episode],
     tick: Callable[[int], None],
     chunk: int = EPISODE_BATCH,
-) -> list[float]:
-    """Per-episode accuracy through `method.score_batch`, `chunk` episodes at a time (bounded
-    memory); `tick(n)` after each chunk of `n` episodes."""
-    scores: list[float] = []
+) -> Scores:
+    """Scores through `method.score_batch`, `chunk` episodes at a time (bounded memory);
+    `tick(n)` after each chunk of `n` episodes."""
+    parts = []
     for start in range(0, len(episodes), chunk):
         part = episodes[start : start + chunk]
-        scores.extend(method.score_batch(part))
+        parts.append(method.score_batch(part))
         tick(len(part))
-    return scores
+    return Scores.join(parts)

@@ -10,7 +10,7 @@ from datetime import datetime, timezone
 
 from benchmark.core.episodes import combined_fingerprint, method_rng
 from benchmark.core.methods import Method, MethodContext
-from benchmark.core.metrics import METRICS, score_episode
+from benchmark.core.metrics import METRICS, Scores, score_episode
 from benchmark.core.stats import mean_ci
 from benchmark.core.types import Encoder, Episode
 from benchmark.engine.batched import EPISODE_BATCH, BatchScorer, score_in_chunks
@@ -80,15 +80,17 @@ def run_cell(
         synchronize(context.device)
     encoder_s = time.perf_counter() - start
     if episode_batch > 0 and cell.task.kind == "classification" and isinstance(method, BatchScorer):
-        scores = score_in_chunks(method, episodes, tick, episode_batch)
+        outcome = score_in_chunks(method, episodes, tick, episode_batch)
     else:
-        scores = []
+        parts = []
         for episode in episodes:
             rng = method_rng(episode.seed, episode.index)
-            scores.append(score_episode(cell.task.kind, method, episode, rng))
+            parts.append(score_episode(cell.task.kind, method, episode, rng))
             tick(1)
+        outcome = Scores.join(parts)
     synchronize(context.device)
     wall_s = time.perf_counter() - start
+    scores = outcome.metric
     summary = mean_ci(scores)
     examples = sum(len(e.support) + len(e.query) for e in episodes)
     per_seed = [
@@ -100,6 +102,8 @@ def run_cell(
         "ci95": summary.ci95,
         "per_episode": scores,
         "per_seed_mean": [sum(s) / len(s) for s in per_seed],
+        "macro_f1": macro_summary(outcome.macro_f1),
+        "per_class": outcome.per_class(),
         "episodes_fingerprint": combined_fingerprint(episodes),
         "throughput": {
             "wall_s": wall_s,
@@ -110,6 +114,14 @@ def run_cell(
         },
         "peak_memory_mb": peak_memory_mb(context.device),
     }
+
+
+def macro_summary(scores: Sequence[float]) -> dict[str, object] | None:
+    """Per-episode macro-F1 with its mean and CI (None for tagging: NER uses entity F1)."""
+    if not scores:
+        return None
+    summary = mean_ci(scores)
+    return {"mean": summary.mean, "ci95": summary.ci95, "per_episode": list(scores)}
 
 
 def cache_counts(context: MethodContext) -> tuple[int, int]:

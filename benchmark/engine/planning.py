@@ -20,6 +20,7 @@ from benchmark.engine import encoders
 from benchmark.engine.backends import BACKENDS
 from benchmark.engine.devices import resolve_device
 from benchmark.engine.encoders import DEFAULT_ENCODER
+from benchmark.engine.episode_files import EpisodeFile, FileEpisodes, read_episodes
 from benchmark.engine.store import Record, cell_key
 from benchmark.engine.training import MetaTrainConfig
 from benchmark.engine.transformer_encoder import TransformerEncoder
@@ -39,6 +40,7 @@ class Sweep:
     split_id: int = 1
     drop_small_classes: bool = False
     options: Mapping[str, str] = field(default_factory=dict)  # method options, `[method.]name`
+    episodes_file: Path | None = None  # evaluate these episodes (the specs and seeds it holds)
 
 
 @dataclass(frozen=True)
@@ -134,6 +136,7 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
                 "built-in task; rename the file"
             )
     tasks.update((task.card.name, task) for task in extra_tasks)
+    episode_file = None if sweep.episodes_file is None else _episode_file(sweep, tasks)
     checked: list[Cell] = []
     for task in tasks.values():
         for method_name, entry in methods.items():
@@ -144,13 +147,19 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
                     f"{task.card.name!r} is a {task.kind} task; methods for it: "
                     f"{', '.join(fitting)}"
                 )
-        for asked in sweep.specs:
-            source = _checked_source(task, asked, sweep.drop_small_classes)
+        for asked in sweep.specs[:1] if episode_file else sweep.specs:
+            source = (
+                FileEpisodes(episode_file)
+                if episode_file
+                else checked_source(task, asked, sweep.drop_small_classes)
+            )
             spec, seeds, count = source.effective(asked, sweep.seeds, sweep.episodes)
             for method_name, entry in methods.items():
                 if entry.trainable and options.checkpoint is None:
                     _check_trainable(task, method_name, entry, spec)
                 identity = _identity(task, source, method_name, entry, spec, seeds, count, sweep)
+                if episode_file:
+                    identity.update(protocol="file", episodes_file=episode_file.sha256)
                 checked.append(Cell(task, source, method_name, entry, spec, seeds, count, identity))
     # Only once every name and spec is checked: what else makes a cell (may build the encoder).
     encoder = (
@@ -176,6 +185,24 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
         )
         cells.setdefault(cell_key(cell.identity), cell)
     return list(cells.values())
+
+
+def _episode_file(sweep: Sweep, tasks: Mapping[str, Task]) -> EpisodeFile:
+    """The sweep's episode file, read and checked against its one task: same name (files of
+    ours name theirs) and kind."""
+    file = read_episodes(sweep.episodes_file)  # type: ignore[arg-type]
+    where = f"--episodes-file {file.path}"
+    if len(tasks) != 1:
+        raise SpecError(f"{where}: give one --task with an episode file, got {len(tasks)}")
+    (task,) = tasks.values()
+    named = (file.header or {}).get("task")
+    if named is not None and named != task.card.name:
+        raise SpecError(f"{where} holds episodes of task {named!r}, not {task.card.name!r}; "
+                        f"run it with --task {named}")  # fmt: skip
+    if file.kind != task.kind:
+        raise SpecError(f"{where} holds {file.kind} episodes, but {task.card.name!r} is a "
+                        f"{task.kind} task")  # fmt: skip
+    return file
 
 
 def _check_unfrozen(cell: Cell, encoder: Encoder | None) -> None:
@@ -267,7 +294,7 @@ def _check_trainable(task: Task, method: str, entry: MethodEntry, spec: EpisodeS
             ) from error
 
 
-def _checked_source(task: Task, spec: EpisodeSpec, drop_small: bool) -> EpisodeSource:
+def checked_source(task: Task, spec: EpisodeSpec, drop_small: bool) -> EpisodeSource:
     source = task.split(spec.split)
     if source.kind == "classification" and not source.fixed and spec.n_way < 2:
         raise SpecError(

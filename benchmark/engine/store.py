@@ -13,7 +13,7 @@ from typing import Any
 
 from benchmark.core.errors import DataFormatError
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 IDENTITY_FIELDS = (
     "task",
     "task_version",
@@ -43,7 +43,10 @@ class CorruptRecordError(DataFormatError):
 
 def cell_key(identity: Record) -> str:
     """sha256 of the fields that define a cell; equal keys mean the same experiment."""
-    canonical = json.dumps({k: identity[k] for k in IDENTITY_FIELDS}, sort_keys=True)
+    fields = {k: identity[k] for k in IDENTITY_FIELDS}
+    if identity.get("episodes_file"):  # only then, so that every other key stays as it was
+        fields["episodes_file"] = identity["episodes_file"]
+    canonical = json.dumps(fields, sort_keys=True)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -114,7 +117,13 @@ def _from_v1(record: Record) -> Record:
     return {"checkpoint": None, **record, "schema_version": 2}
 
 
-MIGRATIONS: dict[int, Callable[[Record], Record]] = {0: _from_v0, 1: _from_v1}
+def _from_v2(record: Record) -> Record:
+    """Version 2 -> 3: records gained per-episode macro-F1 and per-class (per entity type)
+    precision, recall and F1; older records hold neither (null)."""
+    return {"macro_f1": None, "per_class": None, **record, "schema_version": 3}
+
+
+MIGRATIONS: dict[int, Callable[[Record], Record]] = {0: _from_v0, 1: _from_v1, 2: _from_v2}
 
 
 def migrate(record: Record) -> Record:

@@ -175,7 +175,9 @@ def validation_score(learner: MetaLearner, kind: Kind, episodes: Sequence[Episod
     items = [x for e in episodes for x in (*e.support, *e.query)]
     texts = [x.text for x in items] if kind == "classification" else []
     with once(texts, training=False) if once is not None else contextlib.nullcontext():
-        scores = [score_episode(kind, learner, e, method_rng(e.seed, e.index)) for e in episodes]
+        scores = [
+            score_episode(kind, learner, e, method_rng(e.seed, e.index)).metric[0] for e in episodes
+        ]
     return sum(scores) / len(scores)
 
 

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 
 from benchmark.core.methods import MethodContext, resolve_method
+from benchmark.core.metrics import Scores
 from benchmark.core.registry import TASKS
 from benchmark.core.types import EncoderOptions, Episode, EpisodeSource, EpisodeSpec
 from benchmark.engine.batched import score_one
@@ -78,7 +79,7 @@ def _compare(
     spec: EpisodeSpec,
     count: int,
     seed: int,
-    vectorised: Callable[[Sequence[Episode]], list[float]],
+    vectorised: Callable[[Sequence[Episode]], Scores],
     reference: Callable[[Episode], float],
     repeats: int,
 ) -> Comparison:
@@ -91,9 +92,9 @@ def _compare(
         vectorised_s,
         sampling_s,
         reference_s,
-        float(np.mean(batched)),
+        float(np.mean(batched.metric)),
         float(np.mean(looped)),
-        batched == looped,
+        batched.metric == looped,
         repeats,
     )
 
@@ -119,7 +120,9 @@ def compare_protonet(
     positions, sampling_s = best_of(repeats, lambda: source.positions(spec, (seed,), count))
     batched, vectorised_s = best_of(repeats, lambda: method.score_positions(positions))
     episodes, reference_sampling_s = best_of(repeats, theirs)
-    looped, reference_s = best_of(repeats, lambda: [score_one(method, e) for e in episodes])
+    looped, reference_s = best_of(
+        repeats, lambda: Scores.join(score_one(method, e) for e in episodes)
+    )
     same_episodes = positions.fingerprints() == [e.fingerprint for e in episodes]
     return Comparison(
         count,
@@ -127,8 +130,8 @@ def compare_protonet(
         vectorised_s,
         reference_sampling_s,
         reference_s,
-        float(np.mean(batched)),
-        float(np.mean(looped)),
+        float(np.mean(batched.metric)),
+        float(np.mean(looped.metric)),
         batched == looped and same_episodes,
         repeats,
     )
