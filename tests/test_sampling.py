@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import dataclasses
+import random
 
+import numpy as np
 import pytest
 
-from benchmark.core.episodes import choose, episode_rng, fingerprint
+from benchmark.core.episodes import choose, choose_rows, episode_rng, fingerprint
 from benchmark.core.errors import SpecError
 from benchmark.core.pools import ClassPool, SplitPool, group_by_label
 from benchmark.core.registry import TASKS
@@ -166,3 +168,19 @@ def test_shots_plus_queries_larger_than_smallest_class_names_the_numbers():
     with pytest.raises(SpecError, match=r"k_shot \+ n_query = 2 \+ 5 = 7 .* 'c3' \(6\)"):
         check_spec(pool, EpisodeSpec(3, 2, 5), "my pool")
     check_spec(pool, EpisodeSpec(3, 2, 4), "my pool")
+
+
+def test_choose_rows_draws_what_choose_draws():
+    """The vectorised partial Fisher-Yates gives `choose`'s indices from the same numbers."""
+    rng = random.Random(3)
+    for k in (1, 4, 20):
+        sizes = np.array([rng.randint(k, 60) for _ in range(50)])
+        u = np.array([[rng.random() for _ in range(k)] for _ in sizes])
+        replay = [choose(iter_random(row), int(n), k) for row, n in zip(u, sizes, strict=True)]
+        assert choose_rows(u, sizes).tolist() == replay
+
+
+def iter_random(values):
+    """A stand-in generator whose `random()` returns `values` in order."""
+    numbers = iter(values.tolist())
+    return type("Replay", (), {"random": staticmethod(lambda: next(numbers))})()

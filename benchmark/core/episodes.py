@@ -65,6 +65,30 @@ def choose(rng: random.Random, n: int, k: int) -> list[int]:
     return out
 
 
+def uniforms(purpose_rng: Callable[[int, int], random.Random], keys: Sequence[tuple[int, int]],
+             draws: int) -> np.ndarray:  # fmt: skip
+    """(len(keys), draws) the first `draws` values of `random()` of each key's generator: the
+    numbers `choose` would read, in the order it reads them."""
+    out = np.empty((len(keys), draws))
+    for row, (seed, index) in enumerate(keys):
+        draw = purpose_rng(seed, index).random
+        out[row] = [draw() for _ in range(draws)]
+    return out
+
+
+def choose_rows(u: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """`choose` on many rows at once: row r draws `u.shape[1]` distinct indices from
+    `range(sizes[r])` with the uniforms `u[r]` (a vectorised partial Fisher-Yates shuffle, the
+    same indices as `choose` given the same numbers)."""
+    rows, k = u.shape
+    perm = np.broadcast_to(np.arange(int(sizes.max())), (rows, int(sizes.max()))).copy()
+    r = np.arange(rows)
+    for i in range(k):
+        j = i + (u[:, i] * (sizes - i)).astype(np.int64)  # int() of a positive double truncates
+        perm[r, i], perm[r, j] = perm[r, j], perm[r, i].copy()
+    return perm[:, :k]
+
+
 def _item_fields(part: str, item: Item) -> list:
     if isinstance(item, TaggedSentence):
         return [part, item.uid, list(item.tags), list(item.tokens)]

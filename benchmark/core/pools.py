@@ -10,14 +10,18 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 
+import numpy as np
+
 from benchmark.core.episodes import (
     Draw,
     FlatPool,
     Pool,
     PositionBatch,
     choose,
+    choose_rows,
     episode_rng,
     seeded_rng,
+    uniforms,
 )
 from benchmark.core.errors import SpecError
 from benchmark.core.types import (
@@ -137,8 +141,27 @@ class ClassPool:
         return [self.episode(spec, seed, i) for seed in seeds for i in range(count)]
 
     def positions(self, spec: EpisodeSpec, seeds: Sequence[int], count: int) -> PositionBatch:
-        """`episodes(spec, seeds, count)` as position arrays (no items, no fingerprints)."""
-        return PositionBatch.drawn(self._flat, self.draw, spec, seeds, count)
+        """`episodes(spec, seeds, count)` as position arrays (no items, no fingerprints): each
+        episode's uniforms read from its generator at once, then the draws of `draw` done for
+        all episodes together with NumPy (`choose_rows`)."""
+        keys = [(seed, i) for seed in seeds for i in range(count)]
+        n, drawn, k = spec.n_way, spec.k_shot + spec.n_query, spec.k_shot
+        labels = self._sorted_labels
+        u = uniforms(episode_rng, keys, n + n * drawn)
+        picked = choose_rows(u[:, :n], np.full(len(keys), len(labels)))  # (episodes, n)
+        (starts,) = self._flat.starts
+        sizes = np.array([len(self.by_label[label]) for label in labels])
+        first = np.array([starts[label] for label in labels])
+        items = choose_rows(u[:, n:].reshape(-1, drawn), sizes[picked].ravel())
+        at = (items + first[picked].reshape(-1, 1)).reshape(len(keys), n, drawn)
+        return PositionBatch(
+            self._flat,
+            tuple(tuple(labels[i] for i in row) for row in picked.tolist()),
+            np.ascontiguousarray(at[:, :, :k].reshape(len(keys), n * k)),
+            np.ascontiguousarray(at[:, :, k:].reshape(len(keys), n * (drawn - k))),
+            tuple(seed for seed, _ in keys),
+            tuple(i for _, i in keys),
+        )
 
 
 @dataclass(frozen=True)

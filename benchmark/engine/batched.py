@@ -269,11 +269,11 @@ def batch_scores(
     (episodes, supports), queries = index.support.shape, index.query.shape[1]
     step = max(1, chunk_bytes // ((supports + queries) * embeddings.shape[1] * 4))
     buffer = GatherBuffer()
-    counts = []
-    for start in range(0, episodes, step):
-        batch = buffer.batch(embeddings, index.slice(start, start + step))
-        counts.append(class_counts(predict(batch), batch.query_labels, index.n_way))
-    correct, predicted, gold = (torch.cat(c) for c in zip(*counts, strict=True))
+    predictions = [
+        predict(buffer.batch(embeddings, index.slice(start, start + step)))
+        for start in range(0, episodes, step)
+    ]
+    correct, predicted, gold = class_counts(torch.cat(predictions), index.query_labels, index.n_way)
     accuracy = [right / queries for right in correct.sum(-1).tolist()]  # the float of `accuracy`
     pooled = [
         torch.zeros(len(index.names), dtype=torch.long).index_add_(
