@@ -19,14 +19,15 @@ from benchmark.commands import (
     reproduce,
     results,
     run,
+    stats_check,
     submit,
     train,
 )
 from benchmark.commands.running import guarded
 
 # In the order `fewshot-bench --help` lists them.
-COMMANDS = (listing, describe, run, train, results, report, episodes, cache, perf, reproduce, check,
-            submit, leaderboard)  # fmt: skip
+COMMANDS = (listing, describe, run, train, results, report, episodes, cache, perf, stats_check,
+            reproduce, check, submit, leaderboard)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -46,3 +46,14 @@ def class_means(context, support: Sequence) -> tuple[list[str], torch.Tensor]:
     x = context.embed([e.text for e in support])
     labels = torch.tensor([names.index(e.label) for e in support])
     return names, torch.stack([x[labels == i].mean(0) for i in range(len(names))])
+
+
+def expected_summary(record: dict):
+    """The mean and CI a record's per-episode scores give under the interval it names
+    (wilson-deff: over n_way x n_query queries an episode)."""
+    from benchmark.core.stats import interval_summary
+
+    queries = record["n_way"] * record["n_query"] if record["interval"] == "wilson-deff" else None
+    summary, interval = interval_summary(record["per_episode"], queries)
+    assert interval == record["interval"]
+    return summary

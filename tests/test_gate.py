@@ -137,6 +137,15 @@ def test_the_gate_tests_macro_f1_when_asked(baseline, capsys, monkeypatch):
     assert "gate FAILED: 2 of 4 cells fell below" in capsys.readouterr().out
 
 
+def test_the_gate_can_use_the_paired_bootstrap(baseline, capsys, monkeypatch):
+    assert check("--baseline", str(baseline), "--test", "bootstrap") == 0
+    assert "p (paired bootstrap)" in capsys.readouterr().out
+    monkeypatch.setattr(FlakyProtoNet, "wrong_rate", 0.3)
+    assert check("--baseline", str(baseline), "--test", "bootstrap") == 1
+    out = capsys.readouterr().out
+    assert "gate FAILED: 2 of 4 cells fell below" in out and "paired-bootstrap p < 0.05" in out
+
+
 def test_results_folder_is_read_instead_of_running(baseline, tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(FlakyProtoNet, "wrong_rate", 0.3)
     out = tmp_path / "records"

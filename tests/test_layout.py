@@ -156,7 +156,8 @@ def test_the_checks_see_every_module_and_the_dispatcher_imports_every_command():
     )
     commands = command_modules(REPO)
     subcommands = {"run", "train", "results", "report", "perf", "reproduce", "check", "submit",
-                   "leaderboard", "cache", "listing", "describe", "episodes"}  # fmt: skip
+                   "leaderboard", "cache", "listing", "describe", "episodes",
+                   "stats_check"}  # fmt: skip
     assert commands == {f"{COMMANDS}.{name}" for name in subcommands}
     assert graph(REPO)["benchmark.cli"] >= commands
 

@@ -7,11 +7,12 @@ import pytest
 
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.registry import TASKS
-from benchmark.core.stats import mean_ci
 from benchmark.core.types import EncoderOptions, EpisodeSpec
 from benchmark.engine.encoders import build_encoder
 from benchmark.engine.planning import RunOptions, Sweep
 from benchmark.engine.sweep import run_sweep
+
+from helpers import expected_summary
 
 METHODS = (
     "protonet",
@@ -71,7 +72,8 @@ def test_one_shot_prototypes_are_the_support_examples(records):
 
 def test_every_record_follows_from_its_per_episode_scores(records):
     for record in records.values():
-        summary = mean_ci(record["per_episode"])
+        summary = expected_summary(record)
+        assert record["interval"] == ("wilson-deff" if record["metric"] == "accuracy" else "t")
         assert record["mean"] == pytest.approx(summary.mean, abs=1e-12)
         assert record["ci95"] == pytest.approx(summary.ci95, abs=1e-12)
         assert record["n_episodes"] == len(record["per_episode"]) == 300

@@ -8,7 +8,8 @@ import random
 import pytest
 from scipy import stats
 
-from benchmark.core.stats import mean_ci, paired_test
+from benchmark.analysis.coverage import beta_binomial, coverage_table
+from benchmark.core.stats import interval_summary, mean_ci, paired_test, wilson_design_effect
 
 
 @pytest.mark.parametrize("n", [2, 5, 30, 1000])
@@ -69,3 +70,51 @@ def test_paired_test_edge_cases():
     assert paired_test([1.0, 1.0, 1.0], [0.0, 0.0, 0.0]).p_value == 0.0
     with pytest.raises(ValueError, match="equal lengths"):
         paired_test([0.1], [0.1, 0.2])
+
+
+def test_wilson_design_effect_matches_the_formula_and_is_never_empty():
+    scores, q = [0.5, 0.7, 0.6, 0.8], 10
+    n, p = 4, 0.65
+    var_mean = sum((x - p) ** 2 for x in scores) / 3 / 4
+    n_eff = min(n * q, p * (1 - p) / var_mean)
+    z = stats.t.ppf(0.975, 3)
+    centre = (p + z * z / (2 * n_eff)) / (1 + z * z / n_eff)
+    half = z * math.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff**2)) / (1 + z * z / n_eff)
+    got = wilson_design_effect(scores, q)
+    assert got.mean == pytest.approx(p) and got.n == 4
+    assert got.ci95 == pytest.approx(max(centre + half - p, p - centre + half), rel=1e-12)
+    ceiling = wilson_design_effect([1.0] * 10, 25)  # t gives 0 here: every episode perfect
+    assert mean_ci([1.0] * 10).ci95 == 0.0 and 0.01 < ceiling.ci95 < 0.05
+    assert interval_summary(scores, None) == (mean_ci(scores), "t")
+    assert interval_summary(scores, q) == (got, "wilson-deff")
+
+
+def test_measured_coverage_holds_for_wilson_and_fails_for_t_near_the_ceiling():
+    near = beta_binomial("near", 0.97, 20, 25)
+    rows = {interval: cover for _, interval, cover in coverage_table([near], 400, 1, (10, 100))}
+    assert rows["wilson-deff"][0] >= 0.93 and rows["wilson-deff"][1] >= 0.93
+    assert rows["t"][0] < 0.93 <= rows["wilson-deff"][0]
+
+
+def test_paired_bootstrap_is_deterministic_and_agrees_with_t():
+    rng = random.Random(11)
+    a = [rng.random() for _ in range(60)]
+    b = [x - 0.04 + 0.08 * rng.random() for x in a]
+    boot, t = paired_test(a, b, "bootstrap"), paired_test(a, b)
+    assert boot == paired_test(a, b, "bootstrap") and boot.test == "bootstrap"
+    assert boot.mean_difference == pytest.approx(t.mean_difference)
+    assert boot.ci95 == pytest.approx(t.ci95, rel=0.15)
+    assert (boot.p_value < 0.05) == (t.p_value < 0.05)
+    same = paired_test(a, a, "bootstrap")
+    assert same.p_value == 1.0
+    noise = [x + 0.01 * (rng.random() - 0.5) for x in a]
+    assert paired_test(noise, a, "bootstrap").p_value > 0.05
+
+
+def test_stats_check_prints_the_coverage_table(capsys):
+    from benchmark.cli import main
+
+    assert main(["stats-check", "--trials", "20"]) == 0
+    out = capsys.readouterr().out
+    assert "| near the ceiling 5w-5q, mean 0.97" in out and "| wilson-deff" in out
+    assert "resampled clinc150 protonet 5w-1s-5q" in out and "1000 episodes" in out

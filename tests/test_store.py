@@ -10,7 +10,6 @@ import pytest
 
 from benchmark.core.errors import DataFormatError
 from benchmark.core.methods import METHODS, MethodEntry
-from benchmark.core.stats import mean_ci
 from benchmark.core.types import EpisodeSpec
 from benchmark.engine.planning import RunOptions, Sweep
 from benchmark.engine.store import (
@@ -24,7 +23,7 @@ from benchmark.engine.store import (
 )
 from benchmark.engine.sweep import run_sweep
 
-from helpers import Exploding, NoConfig
+from helpers import Exploding, NoConfig, expected_summary
 
 SCHEMA = json.loads(
     (Path(__file__).resolve().parent.parent / "results/schema/record.schema.json").read_text()
@@ -56,7 +55,7 @@ def test_records_follow_from_their_own_scores_and_match_the_schema(tmp_path):
     assert result.ran == 4 and result.failed == 0
     for record in load_records(tmp_path):
         jsonschema.validate(record, SCHEMA)
-        summary = mean_ci(record["per_episode"])
+        summary = expected_summary(record)
         assert record["mean"] == pytest.approx(summary.mean, abs=1e-12)
         assert record["ci95"] == pytest.approx(summary.ci95, abs=1e-12)
         assert len(record["per_episode"]) == record["n_episodes"] == 30

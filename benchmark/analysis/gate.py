@@ -77,19 +77,24 @@ class Verdict:
 
 
 def compare(
-    ours: Mapping[str, Record], baseline: Mapping[str, Record], margin: float, alpha: float
+    ours: Mapping[str, Record],
+    baseline: Mapping[str, Record],
+    margin: float,
+    alpha: float,
+    test: str = "t",
 ) -> list[Verdict]:
-    """Each cell of `ours` against the baseline cell of the same id (same episodes)."""
+    """Each cell of `ours` against the baseline cell of the same id (same episodes), by the
+    paired `test` (t, wilcoxon or bootstrap)."""
     verdicts = []
     for name in sorted(ours):
         mine, theirs = ours[name]["per_episode"], baseline[name]["per_episode"]
-        test = paired_test(mine, theirs)
+        result = paired_test(mine, theirs, test)
         verdicts.append(
             Verdict(
                 cell=ours[name],
                 baseline=100 * mean_ci(theirs).mean,
                 ours=100 * mean_ci(mine).mean,
-                p_value=test.p_value,
+                p_value=result.p_value,
                 margin=margin,
                 alpha=alpha,
             )
@@ -97,7 +102,7 @@ def compare(
     return verdicts
 
 
-def verdict_table(verdicts: Sequence[Verdict]) -> str:
+def verdict_table(verdicts: Sequence[Verdict], test: str = "t") -> str:
     """task, method, spec, baseline mean, ours, difference, margin, p-value, verdict."""
     rows = [
         [v.cell["task"], v.cell["method"], spec_label(v.cell), f"{v.baseline:.2f}",
@@ -105,7 +110,7 @@ def verdict_table(verdicts: Sequence[Verdict]) -> str:
         for v in verdicts
     ]  # fmt: skip
     headers = ["task", "method", "spec", "baseline (%)", "ours (%)", "difference", "margin",
-               "p (paired t)", "verdict"]  # fmt: skip
+               f"p (paired {test})", "verdict"]  # fmt: skip
     return tabulate(rows, headers=headers, tablefmt="github", disable_numparse=True)
 
 

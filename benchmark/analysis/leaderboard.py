@@ -15,7 +15,7 @@ from benchmark.analysis.cells import (
     validate,
 )
 from benchmark.core.errors import BenchmarkError
-from benchmark.core.stats import mean_ci, paired_test
+from benchmark.core.stats import TEST_NAMES, Summary, mean_ci, paired_test
 from benchmark.core.suites import SUITES
 from benchmark.engine.store import Record, spec_label
 
@@ -63,7 +63,7 @@ def read_bundle(path: Path) -> Record:
     return document
 
 
-def leaderboard(bundles: Sequence[Bundle], alpha: float) -> str:
+def leaderboard(bundles: Sequence[Bundle], alpha: float, test: str = "t") -> str:
     """One markdown table: per slot, methods ranked by mean, each against the best other."""
     by_slot: dict[str, dict[str, Record]] = defaultdict(dict)
     for bundle in bundles:
@@ -75,21 +75,25 @@ def leaderboard(bundles: Sequence[Bundle], alpha: float) -> str:
         f"# Leaderboard: suite {suite.name} (version {suite.version}), {len(bundles)} bundles",
         "",
         f"Metric: {', '.join(metrics)} (each row's task). "
-        "Mean and Student-t 95% CI over each cell's episodes, in points. Δ is the mean "
-        "difference to the best other method on the same episodes and p the two-sided paired "
-        f"t-test's p-value; * marks p < {alpha:g}.",
+        "Mean and 95% CI over each cell's episodes, in points (the interval each record names: "
+        "Wilson with the episodes' design effect for accuracy, Student-t otherwise). Δ is the "
+        "mean difference to the best other method on the same episodes and p the two-sided "
+        f"paired {TEST_NAMES[test]}'s p-value; * marks p < {alpha:g}.",
         "",
         "| task | spec | rank | method | mean ± 95% CI | episodes (seeds) | best other | Δ | p |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for slot in sorted(by_slot):
-        lines += _slot_rows(by_slot[slot], alpha)
+        lines += _slot_rows(by_slot[slot], alpha, test)
     return "\n".join(lines)
 
 
-def _slot_rows(records: dict[str, Record], alpha: float) -> list[str]:
-    """The leaderboard rows of one slot, best first."""
-    means = {method: mean_ci(r["per_episode"]) for method, r in records.items()}
+def _slot_rows(records: dict[str, Record], alpha: float, test_name: str) -> list[str]:
+    """The leaderboard rows of one slot, best first; each record's CI as it gives it."""
+    means = {
+        method: Summary(mean_ci(r["per_episode"]).mean, r.get("ci95"), len(r["per_episode"]))
+        for method, r in records.items()
+    }
     ranked = sorted(records, key=lambda m: (-means[m].mean, m))
     rows = []
     for rank, method in enumerate(ranked, 1):
@@ -99,7 +103,7 @@ def _slot_rows(records: dict[str, Record], alpha: float) -> list[str]:
         compared = ["-", "-", "-"]
         if others:
             best = others[0]
-            test = paired_test(record["per_episode"], records[best]["per_episode"])
+            test = paired_test(record["per_episode"], records[best]["per_episode"], test_name)
             star = "*" if test.p_value < alpha else ""
             compared = [best, f"{100 * test.mean_difference:+.2f}{star}", f"{test.p_value:.3g}"]
         cells = [record["task"], spec_label(record), str(rank), method,

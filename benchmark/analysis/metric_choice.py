@@ -54,6 +54,7 @@ def _macro_view(record: Record, where: str) -> Record:
     return {
         **record,
         "metric": "macro-f1",
+        "interval": "t",
         "mean": summary.mean,
         "ci95": summary.ci95,
         "per_episode": scores,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import statistics
 from collections.abc import Sequence
 
 from tabulate import tabulate
 
+from benchmark.core.stats import mean_ci
 from benchmark.engine.store import Record, spec_label
 
 
@@ -32,13 +35,19 @@ def _score(record: Record) -> str:
 
 
 def results_table(records: Sequence[Record], tablefmt: str = "github") -> str:
-    """Mean and 95% CI (in points) of each cell, with the episodes and seeds behind it.
+    """Mean and 95% CI (in points) of each cell, with the episodes and seeds behind it; a
+    `split` column when a task ran on several class splits.
 
     `tablefmt` is a tabulate format: `github` (markdown), `html`, ...
     """
+    splits: dict[str, set] = {}
+    for r in records:
+        splits.setdefault(r["task"], set()).add(r.get("class_split"))
+    several = any(len(s) > 1 for s in splits.values())
     rows = [
         [
             r["task"],
+            *([r.get("class_split") or "-"] if several else []),
             r["method"],
             r.get("encoder") or "-",
             r["n_way"],
@@ -49,10 +58,11 @@ def results_table(records: Sequence[Record], tablefmt: str = "github") -> str:
             r["n_episodes"],
             len(r["seeds"]),
         ]
-        for r in sorted(records, key=_order)
+        for r in sorted(records, key=lambda r: (*_order(r), r.get("class_split") or ""))
     ]
     headers = [
         "task",
+        *(["split"] if several else []),
         "method",
         "encoder",
         "N",
@@ -127,4 +137,42 @@ def per_class_table(
     ]  # fmt: skip
     headers = ["task", "method", "spec", "class", "precision (%)", "recall (%)", "F1 (%)",
                "support"]  # fmt: skip
+    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+
+
+def _across_key(record: Record) -> tuple:
+    """What a cell is apart from its class split."""
+    config = json.dumps(record.get("method_config"), sort_keys=True)
+    return (record["task"], record["method"], record.get("encoder"), record["n_way"],
+            record["k_shot"], record["n_query"] or 0, tuple(record["seeds"]),
+            record["episodes_per_seed"], record["metric"], config)  # fmt: skip
+
+
+def across_splits(records: Sequence[Record]) -> list[list[Record]]:
+    """Groups of ok records that differ only in their class split, two splits or more each."""
+    groups: dict[tuple, list[Record]] = {}
+    for r in records:
+        if r.get("status") == "ok":
+            groups.setdefault(_across_key(r), []).append(r)
+    return [sorted(g, key=lambda r: r["class_split"]) for _, g in sorted(groups.items())
+            if len({r["class_split"] for r in g}) >= 2]  # fmt: skip
+
+
+def across_splits_table(records: Sequence[Record], tablefmt: str = "github") -> str:
+    """Per method and spec run on several class splits: the mean of the splits' means, the
+    across-split standard deviation, a 95% Student-t interval with the split as the unit (n =
+    splits), and each split's mean. Empty when no cell ran on two splits or more."""
+    rows = []
+    for group in across_splits(records):
+        means = [100 * r["mean"] for r in group]
+        summary = mean_ci(means)
+        spread = statistics.stdev(means)
+        first = group[0]
+        each = ", ".join(f"{r['class_split']}: {m:.2f}" for r, m in zip(group, means, strict=True))
+        cells = f"{summary.mean:.2f} ± {spread:.2f}", f"± {summary.ci95:.2f}", each
+        rows.append([first["task"], first["method"], spec_label(first), len(group), *cells])
+    if not rows:
+        return ""
+    headers = ["task", "method", "spec", "splits", "mean ± std over splits (%)",
+               "95% CI (splits as unit)", "per split (%)"]  # fmt: skip
     return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)

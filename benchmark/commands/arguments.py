@@ -8,9 +8,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from benchmark.analysis.metric_choice import DEFAULT_METRIC, METRIC_CHOICES
+from benchmark.commands.values import names, positive_int, positive_ints, seeds, split_ids, workers
 from benchmark.core.configs import parse_options
 from benchmark.core.datasource import DATA_DIR_ENV, resolve_data_dir
 from benchmark.core.errors import BenchmarkError
+from benchmark.core.stats import BOOTSTRAP_RESAMPLES, PAIRED_TESTS
 from benchmark.core.types import EpisodeSpec, Task
 from benchmark.engine.backends import BACKENDS
 from benchmark.engine.embedding_cache import CACHE_ENV
@@ -21,50 +23,6 @@ from tasks.files import FORMATS, load_file_task
 
 DEFAULT_OUT = "runs"
 Parser = argparse.ArgumentParser | argparse._ArgumentGroup
-
-
-def names(value: str) -> tuple[str, ...]:
-    names = tuple(v.strip() for v in value.split(",") if v.strip())
-    if not names:
-        raise argparse.ArgumentTypeError("expected one or more comma-separated names")
-    return names
-
-
-def positive_ints(value: str) -> tuple[int, ...]:
-    try:
-        numbers = tuple(int(v) for v in value.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected comma-separated integers, got {value!r}"
-        ) from None
-    if any(n < 1 for n in numbers):
-        raise argparse.ArgumentTypeError(f"every value must be at least 1, got {value!r}")
-    return numbers
-
-
-def positive_int(value: str) -> int:
-    try:
-        number = int(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected one integer, got {value!r}") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value!r}")
-    return number
-
-
-def seeds(value: str) -> tuple[int, ...]:
-    """`3` means seeds 0, 1, 2; `0,7,9` lists seeds explicitly."""
-    if "," not in value:
-        return tuple(range(positive_int(value)))
-    try:
-        seeds = tuple(int(v) for v in value.split(","))
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected a count or a list of seeds, got {value!r}"
-        ) from None
-    if len(set(seeds)) != len(seeds):
-        raise argparse.ArgumentTypeError(f"seeds repeat in {value!r}")
-    return seeds
 
 
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
@@ -99,7 +57,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
         choices=("train", "valid", "test"),
         help="class split that episodes come from (default test)",
     )
-    add_split_id(what)
+    add_split_ids(what)
     add_encoder(what)
     what.add_argument(
         "--drop-small-classes",
@@ -223,6 +181,17 @@ def add_metric(parser: Parser) -> None:
     )
 
 
+def add_paired_test(parser: Parser) -> None:
+    """`--test`: the paired test of the gate and the leaderboard."""
+    parser.add_argument(
+        "--test",
+        choices=PAIRED_TESTS,
+        default="t",
+        help="paired test on the identical episodes: t (default), wilcoxon, or bootstrap "
+        f"({BOOTSTRAP_RESAMPLES:,} resamples of the episodes, fixed seed)",
+    )
+
+
 def add_split_id(parser: Parser) -> None:
     """`--split-id`: which of a task's standard class splits."""
     parser.add_argument(
@@ -230,6 +199,18 @@ def add_split_id(parser: Parser) -> None:
         type=positive_int,
         default=1,
         help="which of a task's standard class splits (default 1)",
+    )
+
+
+def add_split_ids(parser: Parser) -> None:
+    """`--split-id` of `run`: one or several class splits, each run as its own cells."""
+    parser.add_argument(
+        "--split-id",
+        type=split_ids,
+        default=(1,),
+        help="which of a task's standard class splits: one (2), several (1,3), a range (1-5) or "
+        "all; each split is run as separate cells and the tables add the mean over splits "
+        "(default 1)",
     )
 
 
@@ -258,16 +239,6 @@ def add_training_arguments(group: argparse._ArgumentGroup) -> None:
         help="write meta-training curves (loss, validation score per step) for TensorBoard here; "
         "--tensorboard logs each cell's final result instead",
     )
-
-
-def workers(value: str) -> int | None:
-    """`auto` (None) or a positive number of worker processes."""
-    if value == "auto":
-        return None
-    try:
-        return positive_int(value)
-    except argparse.ArgumentTypeError as error:
-        raise argparse.ArgumentTypeError(f"{error}, or auto") from None
 
 
 def add_sweep_arguments(parser: argparse.ArgumentParser) -> None:
@@ -345,7 +316,7 @@ def sweep_from_args(args: argparse.Namespace) -> tuple[Sweep, RunOptions]:
         episodes=args.episodes,
         seeds=args.seeds,
         encoder=args.encoder,
-        split_id=args.split_id,
+        split_ids=args.split_id,
         drop_small_classes=args.drop_small_classes,
         options=parse_options(args.option),
         episodes_file=Path(args.episodes_file) if args.episodes_file else None,

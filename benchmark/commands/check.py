@@ -29,7 +29,7 @@ from benchmark.analysis.gate import (
 )
 from benchmark.analysis.metric_choice import records_by_metric
 from benchmark.analysis.reference import results_dir
-from benchmark.commands.arguments import add_metric
+from benchmark.commands.arguments import add_metric, add_paired_test
 from benchmark.commands.suite_runs import (
     SuiteRun,
     add_suite_run_arguments,
@@ -104,10 +104,12 @@ def check(args: argparse.Namespace) -> int:
         return 0
     ours = records_by_metric(ours, args.metric)
     baseline = records_by_metric(baseline, args.metric, f"baseline {baseline_path}:")
-    verdicts = compare(ours, baseline, args.margin, args.alpha)
-    print(verdict_table(verdicts))
+    verdicts = compare(ours, baseline, args.margin, args.alpha, args.test)
+    print(verdict_table(verdicts, args.test))
     bad = [v for v in verdicts if v.failed]
-    rule = f"a drop of more than {args.margin:.2f} points with paired-t p < {args.alpha:g}"
+    rule = (
+        f"a drop of more than {args.margin:.2f} points with paired-{args.test} p < {args.alpha:g}"
+    )
     if bad:
         print(f"\ngate FAILED: {len(bad)} of {len(verdicts)} cells fell below {baseline_path} "
               f"({rule}); {UPDATE_HINT}")  # fmt: skip
@@ -154,5 +156,6 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--out", default=None, help="keep the run's records here (default: a temporary folder)"
     )
     add_metric(parser)
+    add_paired_test(parser)
     add_suite_run_arguments(parser, device="cpu")
     parser.set_defaults(handler=check)

@@ -7,7 +7,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from benchmark.commands.arguments import add_data_dir, add_split_id, positive_int, seeds
+from benchmark.commands.arguments import add_data_dir, add_split_id
+from benchmark.commands.values import positive_int, seeds
 from benchmark.core.datasource import resolve_data_dir
 from benchmark.core.episodes import SAMPLER_VERSION
 from benchmark.core.registry import TASKS

@@ -22,7 +22,7 @@ from benchmark.analysis.leaderboard import (
     read_bundle,
 )
 from benchmark.analysis.metric_choice import records_by_metric
-from benchmark.commands.arguments import add_metric
+from benchmark.commands.arguments import add_metric, add_paired_test
 from benchmark.commands.suite_runs import (
     SuiteRun,
     expected_cells,
@@ -74,7 +74,7 @@ def show_leaderboard(args: argparse.Namespace) -> int:
         dataclasses.replace(b, records=records_by_metric(b.records, args.metric, str(b.path)))
         for b in load_bundles(args.bundles, args.data_dir)
     ]
-    print(leaderboard(bundles, args.alpha))
+    print(leaderboard(bundles, args.alpha, args.test))
     return 0
 
 
@@ -99,4 +99,5 @@ def register(commands: argparse._SubParsersAction) -> None:
         "not found here is not a cell of the suite, and bundles holding it are refused",
     )  # fmt: skip
     add_metric(parser)
+    add_paired_test(parser)
     parser.set_defaults(handler=show_leaderboard)

@@ -13,8 +13,9 @@ from pathlib import Path
 import torch
 from tabulate import tabulate
 
-from benchmark.commands.arguments import add_data_dir, add_device, parse_run_line, positive_int
+from benchmark.commands.arguments import add_data_dir, add_device, parse_run_line
 from benchmark.commands.running import run_default_suite
+from benchmark.commands.values import positive_int
 from benchmark.core.suites import COMMON, DEFAULT_SUITE
 from benchmark.engine.devices import resolve_device
 from benchmark.engine.planning import plan

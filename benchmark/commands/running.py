@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from benchmark.analysis.tables import results_table, throughput_table
+from benchmark.analysis.tables import across_splits_table, results_table, throughput_table
 from benchmark.commands.arguments import file_tasks, run_parser, sweep_from_args, sweep_run_options
 from benchmark.core.errors import BenchmarkError
 from benchmark.core.suites import COMMON, DEFAULT_SUITE
@@ -33,6 +33,10 @@ def guarded(call: Callable[[], int]) -> int:
 def print_tables(records: Sequence[Record]) -> None:
     """The results table and the throughput table of `records`."""
     print(results_table(records))
+    splits = across_splits_table(records)
+    if splits:
+        print("\nAcross class splits:")
+        print(splits)
     print()
     print(throughput_table(records))
 

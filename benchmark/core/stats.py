@@ -1,4 +1,11 @@
-"""Summary statistics: mean and Student-t confidence intervals over episodes."""
+"""Summary statistics: means and 95% confidence intervals over episodes (Student-t, or for
+accuracies a Wilson interval with a design effect), and paired tests (t, Wilcoxon, bootstrap).
+
+Which interval holds was measured (`fewshot-bench stats-check`): the Student-t interval over
+episodes under-covers accuracies near the ceiling at the episode counts users run (85-93% at 10
+to 30 episodes), a percentile bootstrap under-covers small cells more, while the Wilson interval
+on the pooled queries, with the effective sample size the episodes' spread gives (the design
+effect of queries clustered in episodes), holds 94% or more in every setting measured."""
 
 from __future__ import annotations
 
@@ -6,6 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from scipy import stats
 
 
@@ -16,6 +24,50 @@ class Summary:
     mean: float
     ci95: float | None
     n: int
+
+
+INTERVALS = ("t", "wilson-deff")
+PAIRED_TESTS = ("t", "wilcoxon", "bootstrap")
+TEST_NAMES = {"t": "t-test", "wilcoxon": "Wilcoxon signed-rank test", "bootstrap": "bootstrap"}
+BOOTSTRAP_RESAMPLES = 10_000
+BOOTSTRAP_SEED = 0
+
+
+def interval_summary(
+    scores: Sequence[float], queries: float | None, confidence: float = 0.95
+) -> tuple[Summary, str]:
+    """The mean, CI half-width and interval name for a cell: `wilson-deff` for accuracies
+    (`queries` per episode given), else `t`."""
+    if queries is None:
+        return mean_ci(scores, confidence), "t"
+    return wilson_design_effect(scores, queries, confidence), "wilson-deff"
+
+
+def wilson_design_effect(
+    scores: Sequence[float], queries: float, confidence: float = 0.95
+) -> Summary:
+    """Mean of per-episode accuracies (each over `queries` queries) and the half-width of a
+    Wilson score interval for the pooled proportion with effective sample size
+    n_eff = p(1-p) / Var(mean) (the design effect of queries clustered in episodes), capped at
+    the number of queries, and z the Student-t quantile with n-1 degrees of freedom. The
+    interval is not symmetric about the mean; the half-width reported is the larger side, so
+    mean ± ci95 contains it."""
+    n = len(scores)
+    summary = mean_ci(scores, confidence)
+    if n < 2:
+        return summary
+    p = summary.mean
+    variance_of_mean = math.fsum((x - p) ** 2 for x in scores) / (n - 1) / n
+    total = n * queries
+    if variance_of_mean == 0 or p in (0.0, 1.0):
+        n_eff = total
+    else:
+        n_eff = max(1.0, min(total, p * (1 - p) / variance_of_mean))
+    z = float(stats.t.ppf((1 + confidence) / 2, df=n - 1))
+    scale = 1 + z * z / n_eff
+    centre = (p + z * z / (2 * n_eff)) / scale
+    half = z * math.sqrt(p * (1 - p) / n_eff + z * z / (4 * n_eff * n_eff)) / scale
+    return Summary(mean=p, ci95=max(centre + half - p, p - (centre - half)), n=n)
 
 
 def mean_ci(scores: Sequence[float], confidence: float = 0.95) -> Summary:
@@ -55,13 +107,15 @@ class PairedTest:
 def paired_test(a: Sequence[float], b: Sequence[float], test: str = "t") -> PairedTest:
     """Compare per-episode scores `a` and `b` of the same episodes, in the same order.
 
-    `test="t"` is the paired Student t-test, `"wilcoxon"` the Wilcoxon signed-rank test. Equal
-    scores on every episode give p = 1 (no evidence of a difference).
+    `test="t"` is the paired Student t-test, `"wilcoxon"` the Wilcoxon signed-rank test,
+    `"bootstrap"` a paired bootstrap of the mean difference (`BOOTSTRAP_RESAMPLES` resamples of
+    the episodes, a fixed seed; p from the centred resampled means, the CI their percentiles).
+    Equal scores on every episode give p = 1 (no evidence of a difference).
     """
     if len(a) != len(b):
         raise ValueError(f"paired scores need equal lengths, got {len(a)} and {len(b)}")
-    if test not in ("t", "wilcoxon"):
-        raise ValueError(f"unknown paired test {test!r}; use 't' or 'wilcoxon'")
+    if test not in PAIRED_TESTS:
+        raise ValueError(f"unknown paired test {test!r}; use {', '.join(PAIRED_TESTS)}")
     require_finite(a)
     require_finite(b)
     differences = [x - y for x, y in zip(a, b, strict=True)]
@@ -72,6 +126,25 @@ def paired_test(a: Sequence[float], b: Sequence[float], test: str = "t") -> Pair
         p_value = 0.0  # a constant non-zero difference is certain (scipy would warn, then NaN)
     elif test == "t":
         p_value = float(stats.ttest_rel(a, b).pvalue)
+    elif test == "bootstrap":
+        return paired_bootstrap(differences)
     else:
         p_value = float(stats.wilcoxon(a, b).pvalue)
     return PairedTest(summary.mean, summary.ci95, p_value, summary.n, test)
+
+
+def paired_bootstrap(differences: Sequence[float]) -> PairedTest:
+    """The bootstrap form of `paired_test`: resample episodes, p = the share of resampled mean
+    differences, centred on the observed one, at least as far from 0 as it (plus one, over
+    resamples plus one), and the percentile CI's half-width."""
+    d = np.asarray(differences, dtype=np.float64)
+    n, observed = len(d), float(d.mean())
+    rng = np.random.default_rng(BOOTSTRAP_SEED)
+    means = np.empty(BOOTSTRAP_RESAMPLES)
+    for start in range(0, BOOTSTRAP_RESAMPLES, 1000):  # bounded memory at 1,000 x n
+        stop = min(start + 1000, BOOTSTRAP_RESAMPLES)
+        means[start:stop] = d[rng.integers(0, n, (stop - start, n))].mean(1)
+    extreme = np.count_nonzero(np.abs(means - observed) >= abs(observed) - 1e-15)
+    low, high = np.quantile(means, [0.025, 0.975])
+    p_value = min(1.0, float(extreme + 1) / (BOOTSTRAP_RESAMPLES + 1))
+    return PairedTest(observed, float(high - low) / 2, p_value, n, "bootstrap")

@@ -118,12 +118,20 @@ class LocalPool:
 
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
-    """Cancel the queued cells and end the workers now, so that leaving the pool does not wait
-    for the cells they are running (their records are not stored; a rerun makes them)."""
-    workers = list(getattr(pool, "_processes", {}).values())  # no public handle before 3.14
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in workers:
-        process.terminate()
+    """End the workers now and cancel the queued cells, so that leaving the pool does not wait
+    for the cells they are running (their records are not stored; a rerun makes them). A
+    second Ctrl-C while this runs is ignored: interrupting it would leave workers running,
+    and the process would wait for their cells at exit."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+    try:
+        workers = list(getattr(pool, "_processes", {}).values())  # no public handle before 3.14
+        for process in workers:
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+    finally:
+        if in_main:
+            signal.signal(signal.SIGINT, previous)
 
 
 def _ray_call(work: Work, job: Any, key: str) -> dict[str, Any]:

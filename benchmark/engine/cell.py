@@ -11,7 +11,7 @@ from datetime import datetime, timezone
 from benchmark.core.episodes import combined_fingerprint, method_rng
 from benchmark.core.methods import Method, MethodContext
 from benchmark.core.metrics import METRICS, Scores, score_episode
-from benchmark.core.stats import mean_ci
+from benchmark.core.stats import interval_summary, mean_ci
 from benchmark.core.types import Encoder, Episode
 from benchmark.engine.batched import EPISODE_BATCH, BatchScorer, score_in_chunks
 from benchmark.engine.cached_encoder import CachedEncoder
@@ -91,7 +91,10 @@ def run_cell(
     synchronize(context.device)
     wall_s = time.perf_counter() - start
     scores = outcome.metric
-    summary = mean_ci(scores)
+    queries = sum(len(e.query) for e in episodes) / len(episodes)
+    summary, interval = interval_summary(
+        scores, queries if cell.task.kind == "classification" else None
+    )
     examples = sum(len(e.support) + len(e.query) for e in episodes)
     per_seed = [
         scores[i : i + cell.episodes_per_seed]
@@ -100,6 +103,7 @@ def run_cell(
     return {
         "mean": summary.mean,
         "ci95": summary.ci95,
+        "interval": interval,
         "per_episode": scores,
         "per_seed_mean": [sum(s) / len(s) for s in per_seed],
         "macro_f1": macro_summary(outcome.macro_f1),

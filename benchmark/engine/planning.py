@@ -37,7 +37,7 @@ class Sweep:
     episodes: int
     seeds: tuple[int, ...]
     encoder: str = DEFAULT_ENCODER
-    split_id: int = 1
+    split_ids: tuple[int, ...] | str = (1,)  # class splits, each its own cells; or "all"
     drop_small_classes: bool = False
     options: Mapping[str, str] = field(default_factory=dict)  # method options, `[method.]name`
     episodes_file: Path | None = None  # evaluate these episodes (the specs and seeds it holds)
@@ -91,25 +91,50 @@ class Cell:
     identity: Record
 
 
-def load_tasks(names: Sequence[str], split_id: int, options: RunOptions) -> dict[str, Task]:
-    """Load each named task once, from local files or (`source="hub"`) the Hugging Face hub.
+def load_tasks(
+    names: Sequence[str], split_ids: tuple[int, ...] | str, options: RunOptions
+) -> dict[tuple[str, int], Task]:
+    """Load each named task once per class split, from local files or (`source="hub"`) the
+    Hugging Face hub. `split_ids` "all" means every split the task has.
 
     With `skip_unavailable`, a task whose data is not found is left out with a note.
     """
     registry = HUB_TASKS if options.source == "hub" else TASKS
     entries = {name: registry.get(name) for name in names}
-    tasks: dict[str, Task] = {}
+    tasks: dict[tuple[str, int], Task] = {}
     for name, entry in entries.items():
-        try:
-            if options.source == "hub":
-                tasks[name] = entry(split_id, options.data_dir)
-            else:
-                tasks[name] = entry.load(options.data_dir, split_id)
-        except DataNotFoundError as error:
-            if not options.skip_unavailable:
-                raise
-            print(f"skipping task {name}: {error}", file=sys.stderr)
+        for split_id in _split_ids_of(name, entry, split_ids, options.source):
+            try:
+                if options.source == "hub":
+                    tasks[name, split_id] = entry(split_id, options.data_dir)
+                else:
+                    tasks[name, split_id] = entry.load(options.data_dir, split_id)
+            except DataNotFoundError as error:
+                if not options.skip_unavailable:
+                    raise
+                print(f"skipping task {name}: {error}", file=sys.stderr)
+                break
     return tasks
+
+
+def _split_ids_of(
+    name: str, entry: object, asked: tuple[int, ...] | str, source: str
+) -> tuple[int, ...]:
+    """The split ids to load of a task: `asked`, checked against the ones it has."""
+    has = getattr(entry, "split_ids", None)
+    if has is None:  # a hub loader checks its own split ids
+        if asked == "all":
+            raise SpecError(f"--split-id all: task {name!r} from {source} lists no split ids")
+        return asked  # type: ignore[return-value]
+    if asked == "all":
+        return tuple(has)
+    unknown = [i for i in asked if i not in has]  # type: ignore[union-attr]
+    if unknown:
+        raise SpecError(
+            f"--split-id {','.join(map(str, unknown))}: task {name!r} has class splits "
+            f"{', '.join(map(str, has))}"
+        )
+    return tuple(asked)  # type: ignore[arg-type]
 
 
 def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) -> list[Cell]:
@@ -128,14 +153,14 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
             f"--checkpoint {options.checkpoint}: none of the methods being run "
             f"({', '.join(methods)}) is trained, so there is nothing to load it into"
         )
-    tasks = load_tasks(sweep.tasks, sweep.split_id, options)
+    tasks = load_tasks(sweep.tasks, sweep.split_ids, options)
     for task in extra_tasks:
         if task.card.name in TASKS:
             raise SpecError(
                 f"your file {task.card.source} would be task {task.card.name!r}, the name of a "
                 "built-in task; rename the file"
             )
-    tasks.update((task.card.name, task) for task in extra_tasks)
+    tasks.update(((task.card.name, 1), task) for task in extra_tasks)
     episode_file = None if sweep.episodes_file is None else _episode_file(sweep, tasks)
     checked: list[Cell] = []
     for task in tasks.values():

@@ -119,8 +119,9 @@ def _from_v1(record: Record) -> Record:
 
 def _from_v2(record: Record) -> Record:
     """Version 2 -> 3: records gained per-episode macro-F1 and per-class (per entity type)
-    precision, recall and F1; older records hold neither (null)."""
-    return {"macro_f1": None, "per_class": None, **record, "schema_version": 3}
+    precision, recall and F1 (older records hold neither: null), and name the interval of
+    `ci95` (older ones are Student-t)."""
+    return {"macro_f1": None, "per_class": None, "interval": "t", **record, "schema_version": 3}
 
 
 MIGRATIONS: dict[int, Callable[[Record], Record]] = {0: _from_v0, 1: _from_v1, 2: _from_v2}
