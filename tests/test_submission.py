@@ -122,6 +122,14 @@ def test_submitted_plugin_appears_on_the_leaderboard(submitted, capsys):
         assert row[8] == f"{test.p_value:.3g}"
         better = mean_ci(a).mean > mean_ci(b).mean
         assert row[2] == ("1" if better else "2") and rows[slot, "protonet"][6] == PLUGIN
+    assert main(["leaderboard", str(mine), str(builtin), "--test", "bootstrap"]) == 0
+    stdout = capsys.readouterr().out
+    assert "paired bootstrap's p-value" in stdout
+    for slot in SLOTS:
+        a, b = ours[slot]["per_episode"], theirs[slot]["per_episode"]
+        p_value = paired_test(a, b, "bootstrap").p_value
+        assert any(line.startswith(f"| clinc150 | {slot} |") and f"| {p_value:.3g} |" in line
+                   for line in stdout.splitlines())  # fmt: skip
 
 
 def edited(path: Path, tmp_path: Path, edit) -> Path:
