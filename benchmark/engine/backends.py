@@ -10,6 +10,7 @@ episodes are a pure function of seed and index, and method randomness comes from
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -93,9 +94,12 @@ class LocalPool:
         self.workers = min(self.workers, len(keys))
         context = multiprocessing.get_context("spawn")
         threads = threads_per_worker(self.workers)
-        with ProcessPoolExecutor(
-            self.workers, mp_context=context, initializer=_receive_job, initargs=(job, threads)
-        ) as pool:
+        with (
+            interrupted_once(),
+            ProcessPoolExecutor(
+                self.workers, mp_context=context, initializer=_receive_job, initargs=(job, threads)
+            ) as pool,
+        ):
             pending: set[Future[dict[str, Any]]] = {
                 pool.submit(_pool_call, work, key) for key in keys
             }
@@ -119,19 +123,32 @@ class LocalPool:
 
 def _stop_workers(pool: ProcessPoolExecutor) -> None:
     """End the workers now and cancel the queued cells, so that leaving the pool does not wait
-    for the cells they are running (their records are not stored; a rerun makes them). A
-    second Ctrl-C while this runs is ignored: interrupting it would leave workers running,
-    and the process would wait for their cells at exit."""
-    in_main = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN) if in_main else None
+    for the cells they are running (their records are not stored; a rerun makes them)."""
+    workers = list(getattr(pool, "_processes", {}).values())  # no public handle before 3.14
+    for process in workers:
+        process.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _interrupt_once(signum: int, frame: object) -> None:
+    """SIGINT while a pool runs: raise KeyboardInterrupt once and ignore every later Ctrl-C, so
+    that a second one, however soon, cannot cut short stopping the workers (the process would
+    then wait for their cells at exit)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def interrupted_once() -> Iterator[None]:
+    """Inside: `_interrupt_once` handles SIGINT (main thread only; elsewhere unchanged)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGINT, _interrupt_once)
     try:
-        workers = list(getattr(pool, "_processes", {}).values())  # no public handle before 3.14
-        for process in workers:
-            process.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+        yield
     finally:
-        if in_main:
-            signal.signal(signal.SIGINT, previous)
+        signal.signal(signal.SIGINT, previous)
 
 
 def _ray_call(work: Work, job: Any, key: str) -> dict[str, Any]:
