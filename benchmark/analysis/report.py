@@ -116,8 +116,10 @@ def build_sections(records: Sequence[Record], store: Path, dpi: int = DPI) -> li
     sections = [
         Section(
             "Summary",
-            "Scores are the mean over all episodes of all seeds of a cell, ± the Student-t 95% "
-            "confidence interval half-width, in points.",
+            "Scores are the mean over all episodes of all seeds of a cell, ± the 95% confidence "
+            "interval half-width, in points: a Wilson interval with the episodes' design effect "
+            "for accuracy (its coverage is measured by `fewshot-bench stats-check`), Student-t "
+            "over episodes for entity F1 and macro-F1 (each record's `interval` says which).",
             bullets=summary_bullets(records, store),
         )
     ]
