@@ -12,7 +12,8 @@ import pytest
 
 from benchmark.cli import main
 from benchmark.core.errors import DataFormatError
-from benchmark.engine.episode_files import bio_from_io, read_episodes
+from benchmark.core.types import EpisodeSpec
+from benchmark.engine.episode_files import FileEpisodes, bio_from_io, read_episodes
 from benchmark.engine.store import load_records
 
 RUN = ["run", "--method", "protonet,nearest-neighbour", "--encoder", "hashing-bow",
@@ -121,6 +122,14 @@ def test_few_nerd_episode_files_are_read_as_bio_and_run(tmp_path):
     (record,) = load_records(out)
     assert record["n_episodes"] == 1 and record["protocol"] == "file"
     assert set(record["per_class"]) <= {"band", "musicalartist"}
+
+    assert record["k_shot"] == 1  # each type has one support mention
+    two = [["queen", "and", "abba"], ["bach", "met", "mozart"], ["queen", "rocked"], ["bach", "x"]]
+    twice = [["band", "O", "band"], ["musicalartist", "O", "musicalartist"], ["band", "O"],
+             ["musicalartist", "O"]]  # fmt: skip
+    path.write_text(few_nerd_line(two, twice, ["band", "musicalartist"]) + "\n")
+    spec, _, _ = FileEpisodes(read_episodes(path)).effective(EpisodeSpec(5, 1, 1), (0,), 1)
+    assert (spec.n_way, spec.k_shot) == (2, 2)
 
     labels[1][0] = "person"  # not among the episode's types
     path.write_text(few_nerd_line(words, labels, ["band", "musicalartist"]) + "\n")

@@ -65,8 +65,9 @@ def choose(rng: random.Random, n: int, k: int) -> list[int]:
     return out
 
 
-def uniforms(purpose_rng: Callable[[int, int], random.Random], keys: Sequence[tuple[int, int]],
-             draws: int) -> np.ndarray:  # fmt: skip
+def uniforms(
+    purpose_rng: Callable[[int, int], random.Random], keys: Sequence[tuple[int, int]], draws: int
+) -> np.ndarray:
     """(len(keys), draws) the first `draws` values of `random()` of each key's generator: the
     numbers `choose` would read, in the order it reads them."""
     out = np.empty((len(keys), draws))

@@ -26,7 +26,6 @@ class Summary:
     n: int
 
 
-INTERVALS = ("t", "wilson-deff")
 PAIRED_TESTS = ("t", "wilcoxon", "bootstrap")
 TEST_NAMES = {"t": "t-test", "wilcoxon": "Wilcoxon signed-rank test", "bootstrap": "bootstrap"}
 BOOTSTRAP_RESAMPLES = 10_000

@@ -302,8 +302,8 @@ def outside_support(index: EpisodeIndex) -> list[int]:
 def macro_f1s(
     correct: torch.Tensor, predicted: torch.Tensor, gold: torch.Tensor, outside: Sequence[int]
 ) -> list[float]:
-    """Each episode's macro-F1 (the float `macro_f1` gives) from its (b, n_way) counts, `outside`
-    gold labels of the support's lacking adding an F1 of 0 each."""
+    """Each episode's macro-F1 (the float `macro_f1` gives) from its (b, n_way) counts; each of
+    the episode's `outside` query labels that its support set lacks adds a class of F1 0."""
     seen = (predicted + gold > 0).tolist()
     f1 = (2 * correct.double() / (predicted + gold).clamp(min=1).double()).tolist()
     return [

@@ -19,11 +19,11 @@ from pathlib import Path
 from benchmark.core.datasource import sha256_of
 from benchmark.core.episodes import make_episode
 from benchmark.core.errors import DataFormatError, SpecError
+from benchmark.core.tagging import mentions
 from benchmark.core.types import Episode, EpisodeSpec, Example, Item, Kind, TaggedSentence
 
 FORMAT = "fewshot-bench-episodes"
 VERSION = 1
-FEWNERD = "few-nerd"
 
 
 def item_document(item: Item) -> dict:
@@ -72,10 +72,6 @@ class EpisodeFile:
             if isinstance(self.episodes[0].support[0], TaggedSentence)
             else ("classification")
         )
-
-    @property
-    def format(self) -> str:
-        return FORMAT if self.header is not None else FEWNERD
 
 
 def read_episodes(path: Path) -> EpisodeFile:
@@ -279,7 +275,9 @@ class FileEpisodes:
 
 
 def _shots(episode: Episode) -> int:
-    """K of an episode: the fewest support items (mentions, for NER) of one class."""
+    """K of an episode: the fewest support items (NER: mentions) of one class; Few-NERD's
+    greedy sampling gives each type K to 2K support mentions, so this is K or more."""
     if isinstance(episode.support[0], TaggedSentence):
-        return 1
+        counts = sum((mentions(s) for s in episode.support), Counter())  # type: ignore[arg-type]
+        return min(counts[c] for c in episode.classes)
     return min(sum(1 for x in episode.support if x.label == c) for c in episode.classes)  # type: ignore[union-attr]

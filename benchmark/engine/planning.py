@@ -212,7 +212,7 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
     return list(cells.values())
 
 
-def _episode_file(sweep: Sweep, tasks: Mapping[str, Task]) -> EpisodeFile:
+def _episode_file(sweep: Sweep, tasks: Mapping[tuple[str, int], Task]) -> EpisodeFile:
     """The sweep's episode file, read and checked against its one task: same name (files of
     ours name theirs) and kind."""
     file = read_episodes(sweep.episodes_file)  # type: ignore[arg-type]
