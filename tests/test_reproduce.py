@@ -25,6 +25,7 @@ from benchmark.analysis.reproduction import (
     binomial_ci95,
     compare,
     differences,
+    options_for,
     plan_rows,
     reproduce,
     side_by_side,
@@ -33,7 +34,7 @@ from benchmark.cli import main
 from benchmark.core.errors import UnknownNameError
 from benchmark.core.methods import resolve_method
 from benchmark.core.registry import TASKS
-from benchmark.engine.planning import RunOptions
+from benchmark.engine.planning import RunOptions, configured_methods
 
 SCHEMA_JSON = json.loads((results_dir() / SCHEMA).read_text())
 NAMES = table_names()
@@ -274,9 +275,7 @@ def test_ner_tables_run_only_the_domains_we_have() -> None:
     }
     for k_shot in (1, 5):
         assert reasons["News", "ProtoBERT", k_shot, "ner-protonet-frozen"] is None
-        assert reasons["News", "ProtoBERT", k_shot, "ner-protonet"] == (
-            "not run (meta-trained; profile quick)"
-        )
+        assert reasons["News", "ProtoBERT", k_shot, "ner-protonet"] is None
         assert reasons["News", "SimBERT", k_shot, "nnshot-frozen"] is None
         assert reasons["Wiki", "ProtoBERT", k_shot, None] == "no task of ours has this setting"
         assert reasons["News", "L-TapNet+CDT", k_shot, None] == NOT_IMPLEMENTED
@@ -318,3 +317,16 @@ def test_reproduce_a_tagging_table_end_to_end(shared_data: Path, tmp_path: Path)
     ours, ci = 100 * record["mean"], 100 * record["ci95"]
     assert cells[4:8] == [f"{ours:.2f} ± {ci:.2f}", "2 x 1", "32.49", f"{ours - 32.49:+.2f}"]
     assert "(entity-f1, %)" in report
+
+
+def test_a_sweep_gets_only_the_profile_options_its_methods_take() -> None:
+    """A scoped option reaches its own method only; a shared one only sweeps that can take it."""
+    ner = options_for({"ner-protonet", "nnshot-frozen"}, QUICK.options)
+    assert ner["ner-protonet.meta_episodes"] == "300" and ner["meta_episodes"] == "80"
+    assert not any(o.startswith("maml.") for o in ner)
+    meta = options_for({"protonet-meta", "protonet"}, QUICK.options)
+    assert "ner-protonet.meta_episodes" not in meta and meta["valid_every"] == "20"
+    assert options_for({"protonet"}, QUICK.options) == {}
+    configured = configured_methods(["ner-protonet"], options_for({"ner-protonet"}, QUICK.options))
+    assert configured["ner-protonet"].config.meta_episodes == 300
+    assert configured["ner-protonet"].config.encoder_lr == 1e-4

@@ -59,8 +59,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         "--quick",
         action="store_true",
         help=f"reduced run: {QUICK.episodes} episodes x {len(QUICK.seeds)} seed, meta-trained "
-        f"methods only {' and '.join(QUICK.trainable or ())} with a small budget "
-        f"({QUICK.options['meta_episodes']} training episodes)",
+        f"methods only {', '.join(QUICK.trainable or ())} with a small budget "
+        f"({QUICK.options['meta_episodes']} training episodes; ner-protonet "
+        f"{QUICK.options['ner-protonet.meta_episodes']} source episodes)",
     )
     add_data_dir(parser)
     add_device(parser, default="auto")
