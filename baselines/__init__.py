@@ -3,6 +3,7 @@
 from baselines import (
     floors,
     frozen,
+    icl,
     metatrained,
     metric_learning,
     ner,
@@ -10,6 +11,7 @@ from baselines import (
     optimization,
     pretrain,
     probe,
+    prompt_finetune,
     reptile,
     transfer,
 )
@@ -17,6 +19,7 @@ from baselines import (
 __all__ = [
     "floors",
     "frozen",
+    "icl",
     "metatrained",
     "metric_learning",
     "ner",
@@ -24,6 +27,7 @@ __all__ = [
     "optimization",
     "pretrain",
     "probe",
+    "prompt_finetune",
     "reptile",
     "transfer",
 ]

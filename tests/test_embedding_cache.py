@@ -29,7 +29,7 @@ from benchmark.engine.encoders import build_encoder
 from benchmark.engine.lexical_encoder import HashingBagOfWords
 from benchmark.engine.planning import RunOptions, Sweep
 from benchmark.engine.sweep import run_sweep
-from benchmark.engine.transformer_encoder import _revision_of
+from benchmark.engine.transformer_encoder import folder_revision
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -102,13 +102,13 @@ def test_vectors_read_back_equal_fresh_encodings_without_loading_the_model(tmp_p
 def test_a_rewritten_local_model_folder_gets_a_new_revision(tmp_path):
     weights = tmp_path / "model.safetensors"
     weights.write_bytes(b"1234")
-    revision = _revision_of(tmp_path)
+    revision = folder_revision(tmp_path)
     assert revision.startswith("local-")
     weights.write_bytes(b"5678")  # same name and size, other weights
-    assert _revision_of(tmp_path) != revision
+    assert folder_revision(tmp_path) != revision
     weights.write_bytes(b"1234")
     os.utime(weights, ns=(1, 1))  # only touched: the same weights, the same revision
-    assert _revision_of(tmp_path) == revision
+    assert folder_revision(tmp_path) == revision
 
 
 @pytest.mark.parametrize(

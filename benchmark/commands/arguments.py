@@ -122,6 +122,13 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_training_arguments(how)
     how.add_argument(
+        "--lm",
+        default=None,
+        metavar="NAME|PATH",
+        help="the language model of icl (causal) and prompt-finetune (masked): a Hugging Face "
+        "name or a local folder; the same as --option lm=NAME",
+    )
+    how.add_argument(
         "--skip-unavailable",
         action="store_true",
         help="leave out tasks whose data is not found (with a note) instead of failing",
@@ -318,7 +325,7 @@ def sweep_from_args(args: argparse.Namespace) -> tuple[Sweep, RunOptions]:
         encoder=args.encoder,
         split_ids=args.split_id,
         drop_small_classes=args.drop_small_classes,
-        options=parse_options(args.option),
+        options={**({"lm": args.lm} if args.lm else {}), **parse_options(args.option)},
         episodes_file=Path(args.episodes_file) if args.episodes_file else None,
     )
     options = RunOptions(

@@ -17,6 +17,7 @@ from benchmark.commands.arguments import add_data_dir, add_device, parse_run_lin
 from benchmark.commands.running import run_default_suite
 from benchmark.commands.values import positive_int
 from benchmark.core.suites import COMMON, DEFAULT_SUITE
+from benchmark.core.types import EpisodeSpec
 from benchmark.engine.devices import resolve_device
 from benchmark.engine.planning import plan
 from benchmark.engine.store import load_records
@@ -32,8 +33,9 @@ def register(commands: argparse._SubParsersAction) -> None:
         description="In one process: vectorised ProtoNet and batched logistic regression against "
         "per-episode ways on the same episodes, our encoder against sentence-transformers, MAML's "
         "torch.func path against higher, a meta-training step with the encoder unfrozen in one "
-        "pass against a forward per episode, and the default suite cold, warm and as encoding "
-        "alone. "
+        "pass against a forward per episode, in-context learning with the demonstrations' "
+        "key/value cache against a forward per (query, label), and the default suite cold, warm "
+        "and as encoding alone. "
         "Prints a table of ratios with their correctness checks and writes <out>/perf.json.",
     )
     add_device(parser, default="cpu")
@@ -43,6 +45,12 @@ def register(commands: argparse._SubParsersAction) -> None:
     parser.add_argument("--episodes", type=positive_int, default=1000, help="episodes (1000)")
     parser.add_argument("--sentences", type=positive_int, default=10_000, help="sentences (10000)")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="encoder batch (64)")
+    parser.add_argument(
+        "--icl-queries",
+        type=positive_int,
+        default=15,
+        help="queries per class of the icl row's 5-way 5-shot episode (15)",
+    )
     parser.add_argument(
         "--skip-suite", action="store_true", help="leave out the default-suite rows (minutes)"
     )
@@ -57,6 +65,7 @@ def measure(args: argparse.Namespace) -> int:
     from benchmark.perf.encoder_step import measure_encoder_step
     from benchmark.perf.encoding import measure_encoding
     from benchmark.perf.episodes import measure_episodes
+    from benchmark.perf.icl import measure_icl
     from benchmark.perf.maml import measure_maml
 
     threads = torch.get_num_threads()
@@ -67,6 +76,7 @@ def measure(args: argparse.Namespace) -> int:
         rows += measure_episodes(device, args.episodes)
         rows.append(measure_maml())
         rows.append(measure_encoder_step(device))
+        rows.append(measure_icl(device, spec=EpisodeSpec(5, 5, args.icl_queries)))
         if not args.skip_suite:
             with tempfile.TemporaryDirectory(prefix="fewshot-perf-") as scratch:
                 rows += measure_suite(device, Path(scratch), args.data_dir)

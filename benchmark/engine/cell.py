@@ -74,6 +74,8 @@ def run_cell(
     """
     if episodes is None:
         episodes = cell.source.episodes(cell.spec, cell.seeds, cell.episodes_per_seed)
+    if hasattr(method, "check_episodes"):  # a method may refuse a cell's episodes up front
+        method.check_episodes(episodes)
     start = time.perf_counter()
     if cell.entry.needs_encoder and context.encoder is not None:
         _encode_union(context.encoder, episodes, cell.task.kind)
@@ -117,6 +119,7 @@ def run_cell(
             "examples_per_s": examples / wall_s,
         },
         "peak_memory_mb": peak_memory_mb(context.device),
+        **({"method_report": method.cell_report()} if hasattr(method, "cell_report") else {}),
     }
 
 

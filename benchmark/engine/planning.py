@@ -21,6 +21,7 @@ from benchmark.engine.backends import BACKENDS
 from benchmark.engine.devices import resolve_device
 from benchmark.engine.encoders import DEFAULT_ENCODER
 from benchmark.engine.episode_files import EpisodeFile, FileEpisodes, read_episodes
+from benchmark.engine.language_models import lm_revision
 from benchmark.engine.store import Record, cell_key
 from benchmark.engine.training import MetaTrainConfig
 from benchmark.engine.transformer_encoder import TransformerEncoder
@@ -203,13 +204,25 @@ def plan(sweep: Sweep, options: RunOptions, extra_tasks: Sequence[Task] = ()) ->
         else None
     )
     cells: dict[str, Cell] = {}
+    lm_revisions: dict[tuple[str, str], str] = {}
     for cell in checked:
         cell.identity.update(
             encoder_revision=revision if cell.entry.needs_encoder else None,
             checkpoint=checkpoint if cell.entry.trainable else None,
         )
+        if hasattr(cell.entry.config, "lm_kind"):  # a language-model method: which model
+            cell.identity["lm_revision"] = _lm_revision(cell, lm_revisions)
         cells.setdefault(cell_key(cell.identity), cell)
     return list(cells.values())
+
+
+def _lm_revision(cell: Cell, known: dict[tuple[str, str], str]) -> str:
+    """The revision of a language-model method's `lm` (checked to be of the kind it needs)."""
+    config = cell.entry.config
+    key = (config.lm, config.lm_kind)
+    if key not in known:
+        known[key] = lm_revision(config.lm, config.lm_kind, f"method {cell.method!r}")
+    return known[key]
 
 
 def _episode_file(sweep: Sweep, tasks: Mapping[tuple[str, int], Task]) -> EpisodeFile:

@@ -48,7 +48,7 @@ class TransformerEncoder:
         self.source = str(model)
         self.pooling, self.normalize = _sentence_transformers_head(Path(model))
         self.name = name or str(model)
-        self.revision = revision or _revision_of(Path(model))
+        self.revision = revision or folder_revision(Path(model))
         # fp16 autocast on CUDA gives other vectors than fp32 on the CPU: never mix them.
         precision = "+fp16" if self.device.startswith("cuda") else ""
         self.cache_revision = (
@@ -224,7 +224,7 @@ def _sentence_transformers_head(model_dir: Path) -> tuple[str, bool]:
     return pooling, normalize
 
 
-def _revision_of(model_dir: Path) -> str:
+def folder_revision(model_dir: Path) -> str:
     """A hub snapshot's commit hash, else a hash of a local folder's file names and contents
     (re-trained weights of the same size are another revision; a copy is the same one)."""
     if model_dir.parent.name == "snapshots":
