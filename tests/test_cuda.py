@@ -59,3 +59,27 @@ def test_training_methods_run_on_cuda_and_agree_with_cpu(tmp_path, methods, opti
         assert on_gpu["device"] == "cuda" and on_gpu["peak_memory_mb"] > 0
         assert on_gpu["episodes_fingerprint"] == on_cpu["episodes_fingerprint"]
         assert abs(on_gpu["mean"] - on_cpu["mean"]) <= 0.1  # fp16 autocast, few episodes
+
+
+def test_language_model_methods_run_on_cuda(tmp_path):
+    """icl (packed scores checked against full passes inside the cell, bf16) and
+    prompt-finetune on CUDA, with the model and every tensor on the device."""
+    from tiny_lms import tiny_causal_lm, tiny_masked_lm
+
+    from baselines.prompting import readable
+    from benchmark.core.registry import TASKS
+
+    labels = TASKS.get("clinc150").load(None, 1).split("test").labels()
+    corpus = ["Input: Label: N/A", "book a table", "It was", *map(readable, labels)]
+    models = {
+        "icl": tiny_causal_lm(tmp_path / "gpt", corpus),
+        "prompt-finetune": tiny_masked_lm(tmp_path / "bert", corpus),
+    }
+    for method, folder in models.items():
+        sweep = Sweep(("clinc150",), (method,), (EpisodeSpec(3, 1, 2),), 2, (0,),
+                      options={"lm": str(folder)})  # fmt: skip
+        (record,) = run_sweep(
+            sweep, RunOptions(out=tmp_path / method, device="cuda", progress=False)
+        ).records
+        assert record["status"] == "ok", record["error"]
+        assert record["device"] == "cuda" and record["peak_memory_mb"] > 0
