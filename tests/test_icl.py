@@ -227,3 +227,22 @@ def test_a_model_that_ignores_the_packed_mask_is_caught(gpt: Path) -> None:
     wrong = cached_log_likelihoods(method.model, prompt)[0] + 0.1
     with pytest.raises(BenchmarkError, match=r"max gap 0\.1"):
         method.check_against_naive(prompt, wrong)
+
+
+def test_icl_without_a_model_is_refused_before_any_cell(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [
+        "run",
+        "--task",
+        "clinc150",
+        "--method",
+        "icl",
+        "--episodes",
+        "1",
+        "--out",
+        str(tmp_path),
+    ]
+    assert main(args) != 0
+    assert "method 'icl' needs a language model: --lm NAME|PATH" in capsys.readouterr().err
+    assert not list(tmp_path.glob("*.json"))
