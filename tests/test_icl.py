@@ -246,3 +246,8 @@ def test_icl_without_a_model_is_refused_before_any_cell(
     assert main(args) != 0
     assert "method 'icl' needs a language model: --lm NAME|PATH" in capsys.readouterr().err
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_a_model_name_the_hub_cannot_serve_is_refused_with_the_name() -> None:
+    with pytest.raises(BenchmarkError, match=r"(?s)language model 'nobody-here/no-lm'.*local model"):
+        icl(Path("nobody-here/no-lm"))

@@ -61,16 +61,17 @@ ENCODERS.add(
 DEFAULT_ENCODER = "all-MiniLM-L6-v2"
 
 
-def _download_from_hub(repo_id: str) -> Path:
-    """A local snapshot of a Hugging Face hub model (needs network unless already cached)."""
+def download_from_hub(repo_id: str, what: str, offline: str) -> Path:
+    """A local snapshot of a Hugging Face hub model (needs network unless already cached);
+    `what` names it in the error, `offline` says what to do instead."""
     from huggingface_hub import snapshot_download
 
     try:
         return Path(snapshot_download(repo_id=repo_id))
     except Exception as error:  # the hub raises many types for offline, missing, gated
         raise BenchmarkError(
-            f"could not load encoder {repo_id!r} from the Hugging Face hub ({error}). Offline, "
-            f"use the packaged {DEFAULT_ENCODER!r} or pass a local model folder"
+            f"could not load {what} {repo_id!r} from the Hugging Face hub ({error}). Offline, "
+            f"{offline}"
         ) from error
 
 
@@ -81,5 +82,6 @@ def build_encoder(name: str, options: EncoderOptions) -> Encoder:
     if Path(name).expanduser().is_dir():
         return TransformerEncoder(Path(name).expanduser(), options, name=name)
     if "/" in name:
-        return TransformerEncoder(_download_from_hub(name), options, name=name)
+        offline = f"use the packaged {DEFAULT_ENCODER!r} or pass a local model folder"
+        return TransformerEncoder(download_from_hub(name, "encoder", offline), options, name=name)
     raise UnknownNameError("encoder", name, ENCODERS.names())

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from benchmark.core.errors import BenchmarkError
+from benchmark.engine.encoders import download_from_hub
 from benchmark.engine.transformer_encoder import folder_revision
 
 if TYPE_CHECKING:
@@ -28,15 +29,7 @@ def model_folder(name: str, what: str) -> Path:
     folder = Path(name).expanduser()
     if folder.is_dir():
         return folder
-    from huggingface_hub import snapshot_download
-
-    try:
-        return Path(snapshot_download(repo_id=name))
-    except Exception as error:  # the hub raises many types for offline, missing, gated
-        raise BenchmarkError(
-            f"{what}: could not load language model {name!r} from the Hugging Face hub "
-            f"({error}); offline, pass a local model folder"
-        ) from error
+    return download_from_hub(name, f"{what}: language model", "pass a local model folder")
 
 
 def architecture(config: PretrainedConfig) -> str:
