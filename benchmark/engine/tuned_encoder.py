@@ -1,9 +1,10 @@
 """A trainable copy of a Hugging Face encoder, and the trained copy as an `Encoder` again.
 
 `TrainableTransformer` unfreezes the top `unfreeze_layers` transformer layers (`all`: every
-weight, embeddings included). A batch of texts goes through it once: unique texts, sorted by
-length and cut into micro-batches that are each padded to their own longest text, so a meta
-batch of episodes costs one pass however its episodes overlap. Word vectors (for tagging) are
+weight, embeddings included). A batch of texts goes through it once: unique texts, packed into
+shared rows (`benchmark.engine.packing`), so a meta batch of episodes costs one pass of its real
+tokens however its episodes overlap; sentences for word vectors go in length-sorted
+micro-batches padded to their own longest one. Word vectors (for tagging) are
 the mean of each word's sub-word states in the last layer. On CUDA the forward pass runs under
 bf16 autocast; gradient checkpointing trades compute for memory. `TunedEncoder` wraps the trained
 copy as a frozen encoder for evaluation, so its embeddings can be cached like any encoder's.
