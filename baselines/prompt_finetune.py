@@ -58,9 +58,10 @@ class ClozeInputs:
         parts = parse_template(template, "mask")
         head, _, middle = parts.before.partition("{text}")
         self.space = middle[len(middle.rstrip(" ")) :]
+        # the spaces before the mask belong to the label's words (" great"), as the LM reads them
         self.head, self.middle, self.tail = (
             self._ids(head),
-            self._ids(middle),
+            self._ids(middle.rstrip(" ")),
             self._ids(parts.after),
         )
         probe = tokenizer(tokenizer.mask_token)["input_ids"]  # the special tokens around a text
