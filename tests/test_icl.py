@@ -249,5 +249,7 @@ def test_icl_without_a_model_is_refused_before_any_cell(
 
 
 def test_a_model_name_the_hub_cannot_serve_is_refused_with_the_name() -> None:
-    with pytest.raises(BenchmarkError, match=r"(?s)language model 'nobody-here/no-lm'.*local model"):
+    with pytest.raises(
+        BenchmarkError, match=r"(?s)language model 'nobody-here/no-lm'.*local model"
+    ):
         icl(Path("nobody-here/no-lm"))

@@ -287,6 +287,11 @@ def test_ner_tables_run_only_the_domains_we_have() -> None:
 def test_encoder_note_names_word_vectors_for_tagging_tables() -> None:
     tagging = differences(load_table("ner-cross-dataset-baselines"), QUICK, "enc")[0]
     assert tagging.startswith("Encoder: ours is enc (frozen contextual word vectors")
+    assert "except ner-protonet, which trains it first" in tagging
+    untrained = differences(
+        load_table("ner-cross-dataset-baselines"), Profile("t", 1, (0,), trainable=()), "enc"
+    )[0]
+    assert "shared by every method)" in untrained
     classification = differences(load_table("fewrel2-da-val"), QUICK, "enc")[0]
     assert classification.startswith("Encoder: ours is enc (frozen sentence embeddings")
 

@@ -266,9 +266,20 @@ def differences(table: ReferenceTable, profile: Profile, encoder: str) -> list[s
     vectors = (
         "contextual word vectors" if table.data["metric"] == "entity-f1" else "sentence embeddings"
     )
+    trained = sorted(
+        m
+        for method in table.methods.values()
+        for m in method.ours
+        if resolve_method(m).trainable and (profile.trainable is None or m in profile.trainable)
+    )
+    shared = "shared by every method" + (
+        f" except {', '.join(trained)}, which train{'s' if len(trained) == 1 else ''} it first"
+        if trained
+        else ""
+    )
     notes = [
-        f"Encoder: ours is {encoder} (frozen {vectors}, shared by every method); the "
-        f"paper's: {'; '.join(theirs)}.",
+        f"Encoder: ours is {encoder} (frozen {vectors}, {shared}); the paper's: "
+        f"{'; '.join(theirs)}.",
         *table.protocol_differences,
     ]
     notes += [
