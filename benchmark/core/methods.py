@@ -32,7 +32,9 @@ class Method(Protocol):
     """Fitting returns a new predictor and mutates nothing shared between episodes.
 
     Classification methods get `Example`s and return a `Predictor`; tagging methods get
-    `TaggedSentence`s and return a `TagPredictor`.
+    `TaggedSentence`s and return a `TagPredictor`. Optional hooks the runner calls when present:
+    `score_batch(episodes)`, `check_episodes(episodes)` before any episode is scored, and
+    `cell_report()` for the record's `method_report`.
     """
 
     def fit(self, support: Sequence[Any], rng: random.Random) -> Predictor | TagPredictor: ...
