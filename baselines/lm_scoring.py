@@ -124,29 +124,31 @@ def cached_log_likelihoods(model: Any, prompt: PromptTokens, max_batch: int = 16
     out = torch.zeros(len(prompt.queries), len(prompt.verbalizers))
     for batch in _batches(len(prompt.queries), max_batch):
         packed = pack([prompt.queries[j] for j in batch], rests, width)
-        log_probs, column = _packed_log_probs(model, cache, packed, width)
+        log_probs = _packed_log_probs(model, cache, packed, width)
         cache.crop(-len(packed.ids))  # back to the prefix alone
+        column = {c: i for i, c in enumerate(packed.reads)}
+        rows, tokens, pairs = [], [], []  # every (read row, token) and its (query, label) pair
         for row, j in enumerate(batch):
-            for label, tokens in enumerate(prompt.verbalizers):
+            for label, verbalizer in enumerate(prompt.verbalizers):
                 cols = [packed.last[row]]
-                if len(tokens) > 1:
-                    at = packed.rest_at[row][rest_of[tuple(tokens[:-1])]]
-                    cols += range(at, at + len(tokens) - 1)
-                picked = log_probs[[column[c] for c in cols], tokens]
-                out[j, label] = picked.sum()
+                if len(verbalizer) > 1:
+                    at = packed.rest_at[row][rest_of[tuple(verbalizer[:-1])]]
+                    cols += range(at, at + len(verbalizer) - 1)
+                rows += [column[c] for c in cols]
+                tokens += verbalizer
+                pairs += [j * len(prompt.verbalizers) + label] * len(verbalizer)
+        picked = log_probs[torch.tensor(rows), torch.tensor(tokens)].cpu()
+        out.view(-1).index_add_(0, torch.tensor(pairs), picked)
     return out
 
 
-def _packed_log_probs(
-    model: Any, cache: Any, packed: Pack, width: int
-) -> tuple[torch.Tensor, dict[int, int]]:
-    """Log-probabilities at the columns a pack reads, and each read column's row in them."""
+def _packed_log_probs(model: Any, cache: Any, packed: Pack, width: int) -> torch.Tensor:
+    """Log-probabilities (on the model's device) at the columns a pack reads, in `reads` order."""
     device = next(model.parameters()).device
     n = len(packed.ids)
     allowed = torch.cat([torch.ones(n, width, dtype=torch.bool), packed.allowed], 1)
     mask = torch.zeros(allowed.shape).masked_fill(~allowed, torch.finfo(torch.float32).min)
-    reads = packed.reads
-    keep = torch.tensor(reads, device=device)
+    keep = torch.tensor(packed.reads, device=device)
     kwargs: dict[str, Any] = {_cache_argument(model): cache}
     if _keeps_logits(model):
         kwargs["logits_to_keep"] = keep
@@ -160,7 +162,7 @@ def _packed_log_probs(
         ).logits[0]
     if not _keeps_logits(model):
         logits = logits[keep]
-    return logits.float().log_softmax(-1).cpu(), {c: i for i, c in enumerate(reads)}
+    return logits.float().log_softmax(-1)
 
 
 @torch.no_grad()

@@ -127,13 +127,11 @@ class PromptFinetune:
                 ).logits.float()
             starts = torch.tensor([start for _, start in built], device=self.device)
             rows = torch.arange(len(texts), device=self.device)
+            at_masks = [logits[rows, starts + t].log_softmax(-1) for t in range(masks)]
             for label, tokens in enumerate(labels):
                 if len(tokens) == masks:
-                    at = [
-                        logits[rows, starts + t].log_softmax(-1)[:, tok]
-                        for t, tok in enumerate(tokens)
-                    ]
-                    out[:, label] = torch.stack(at).mean(0)
+                    picked = [at_masks[t][:, token] for t, token in enumerate(tokens)]
+                    out[:, label] = torch.stack(picked).mean(0)
         return out
 
     def fit(self, support: Sequence[Example], rng: random.Random) -> PromptPredictor:

@@ -128,8 +128,8 @@ def test_long_prompts_keep_whole_demonstrations_and_the_record_says_how_many(gpt
 
 
 def test_a_query_label_never_reaches_its_prompt(gpt: Path) -> None:
-    """Scores depend on the query texts only: relabelling the queries changes nothing, and the
-    prompt holds the support's texts, never a query's."""
+    """The demonstrations hold the support's texts, never a query's, and each query's part of
+    the prompt ends at the label slot; the same rng gives the same predictions."""
     method = icl(gpt)
     predictor = method.fit(SUPPORT, random.Random(3))
     first = predictor.predict(QUERIES)
@@ -138,13 +138,11 @@ def test_a_query_label_never_reaches_its_prompt(gpt: Path) -> None:
     plan = method.plan(SUPPORT, QUERIES, predictor.order)
     text = method.builder.tokenizer.decode([t for d in plan.demonstrations for t in d])
     assert all(q not in text for q in QUERIES[:3]) and "the cat sat on the mat" in text
-    queries = [Example(f"q{i}", q, "pets") for i, q in enumerate(QUERIES)]
-    episode = Episode(("pets", "finance", "weather"), tuple(SUPPORT), tuple(queries), "f")
-    relabelled = [dataclasses.replace(e, label="finance") for e in queries]
-    assert method.check_episodes([episode]) is None
-    before = method.fit(SUPPORT, random.Random(3)).predict([e.text for e in queries])
-    after = method.fit(SUPPORT, random.Random(3)).predict([e.text for e in relabelled])
-    assert before == after == first
+    # each query's part of the prompt stops at the label slot: no label words follow it
+    for query in QUERIES:
+        assert method.builder.tokenizer.decode(method.builder.query(query)) == (
+            f"Input: {query}\nLabel:"
+        )
 
 
 def test_demonstration_orders() -> None:
