@@ -4,6 +4,7 @@ frozen form on real CoNLL-2003 -> music episodes (a small budget, small enough f
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 
@@ -20,9 +21,11 @@ from baselines.ner_training import (
     TokenTrainingConfig,
     TrainedStructShotConfig,
     contrastive_gaussian_loss,
+    fine_tune_on_support,
     gaussian_distances,
 )
 from benchmark.cli import main
+from benchmark.core.configs import ConfigError
 from benchmark.core.methods import MethodContext
 from benchmark.core.stats import paired_test
 from benchmark.core.tagging import TaggedPool
@@ -84,7 +87,8 @@ def test_trained_ner_methods_read_only_source_tags_and_move_the_encoder(tiny_ber
     assert source.seen and source.seen <= {"O", "B-person", "B-place"}  # never album/genre/label
     after = learner.transformer.state_dict()
     assert any(not torch.equal(before[k], after[k]) for k in before)
-    assert not any(k.startswith(("head.", "mean.", "spread.")) for k in learner.checkpoint_state())
+    kept = {k.split(".")[0] for k in learner.checkpoint_state()} - {"transformer", "counts"}
+    assert kept == ({"mean", "spread"} if learner_type is Container else set())  # heads dropped
     episode = target.episode(EpisodeSpec(3, 1, 1), 0, 0)
     predicted = learner.fit(episode.support, random.Random(0)).predict(
         [s.tokens for s in episode.query]
@@ -109,6 +113,104 @@ def test_container_distances_are_the_symmetric_kl_and_the_loss_pulls_same_tags_t
     far = near.clone()
     far[0, 1] = far[1, 0] = 5.0
     assert contrastive_gaussian_loss(near, labels) < contrastive_gaussian_loss(far, labels)
+
+
+def trained_container(tiny_bert, **options) -> tuple[Container, TaggedPool]:
+    source = TaggedPool(sentences(("person", "place"), 60, 0))
+    config = ContainerConfig(meta_episodes=2, train_k_shot=1, train_n_query=1, encoder_lr=1e-3,
+                             support_lr=1e-3, **options)  # fmt: skip
+    context = MethodContext(CachedEncoder(TransformerEncoder(tiny_bert, EncoderOptions("cpu"))))
+    learner = Container(config, context)
+    meta_train(learner, config, EpisodeSpec(2, 1, 1), "tagging", source, None)
+    return learner, TaggedPool(sentences(("album", "genre", "label"), 40, 1))
+
+
+def test_container_fine_tunes_a_copy_on_each_support_the_same_way_for_the_same_seed(tiny_bert):
+    learner, target = trained_container(tiny_bert, support_steps=4)
+    trained = {k: v.clone() for k, v in learner.checkpoint_state().items()}
+    episode = target.episode(EpisodeSpec(3, 1, 1), 0, 0)
+    queries = [s.tokens for s in episode.query]
+    tagger = learner.fit(episode.support, random.Random(0))
+    tuned = torch.cat(tagger.context.embed_tokens(queries))
+    assert 1 <= learner.support_steps_taken[-1] <= 4
+    with torch.no_grad():
+        plain = torch.cat(learner.transformer.word_vectors(queries))
+    assert not torch.allclose(tuned, plain, atol=1e-4)  # the copy moved
+    after = learner.checkpoint_state()
+    assert all(torch.equal(trained[k], after[k]) for k in trained)  # the trained state did not
+    again = learner.fit(episode.support, random.Random(0))
+    assert torch.equal(torch.cat(again.context.embed_tokens(queries)), tuned)
+    assert again.predict(queries) == tagger.predict(queries)
+    off = Container(dataclasses.replace(learner.config, support_steps=0), learner.context)
+    off.load_checkpoint_state(trained)
+    assert off.fit(episode.support, random.Random(0)).context is off and not off.cell_report()
+
+
+def test_a_container_cell_fine_tunes_per_episode_and_records_the_steps(
+    tiny_bert, shared_data, tmp_path
+):
+    args = [
+        "run",
+        "--task",
+        "crossner-conll-to-music",
+        "--data-dir",
+        str(shared_data),
+        "--method",
+        "container",
+        "--encoder",
+        str(tiny_bert),
+        "--n-way",
+        "3",
+        "--k-shot",
+        "1",
+        "--n-query",
+        "1",
+        "--episodes",
+        "3",
+        "--seeds",
+        "1",
+        "--no-progress",
+        "--quiet",
+        "--out",
+        str(tmp_path),
+        "--option",
+        "meta_episodes=2",
+        "--option",
+        "support_steps=3",
+    ]
+    assert main(args) == 0
+    (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
+    assert record["status"] == "ok", record["error"]
+    steps = record["method_report"]["support_fine_tuning_steps"]
+    assert len(steps) == 3 and all(1 <= s <= 3 for s in steps)
+    assert "eval_encoded" not in record["training"]  # no one trained encoder's cache
+
+
+class ScriptedLoss(torch.nn.Module):
+    """A stand-in for CONTaiNER's model whose support loss follows a script."""
+
+    def __init__(self, losses: list[float]) -> None:
+        super().__init__()
+        self.weight = torch.nn.Parameter(torch.zeros(1))
+        self.losses = iter(losses)
+
+    def embed_tokens(self, sentences):
+        return [torch.zeros(len(s), 1) for s in sentences]
+
+    def loss(self, vectors, labels):
+        return self.weight.sum() + next(self.losses)
+
+
+def test_support_fine_tuning_stops_after_the_first_rise_of_the_loss_or_at_the_cap():
+    support = sentences(("album", "genre"), 3, 2)
+    config = ContainerConfig(support_steps=10)
+    assert fine_tune_on_support(ScriptedLoss([3, 2, 2.5, 1, 0]), support, config, 0) == 3
+    assert fine_tune_on_support(ScriptedLoss([5, 4, 3, 2, 1]), support,
+                                dataclasses.replace(config, support_steps=4), 0) == 4  # fmt: skip
+    with pytest.raises(FloatingPointError, match="at step 2: lower support_lr"):
+        fine_tune_on_support(ScriptedLoss([1, float("nan")]), support, config, 0)
+    with pytest.raises(ConfigError, match="support_steps=-1"):
+        ContainerConfig(support_steps=-1)
 
 
 def test_a_trained_ner_method_beats_its_frozen_form_on_paired_real_episodes(shared_data, tmp_path):
