@@ -176,7 +176,6 @@ def test_evaluation_encodes_each_unique_test_text_once_with_the_trained_encoder(
     spec = EpisodeSpec(3, 1, 2)
     cell_episodes = clinc.split("test").episodes(spec, (0,), 4)
     unique = {x.text for e in cell_episodes for x in (*e.support, *e.query)}
-    assert len(unique) < sum(len(e.support) + len(e.query) for e in cell_episodes) or True
     assert record["training"]["eval_encoded"] == len(unique)  # each once, never per episode
     assert record["training"]["eval_cache_hits"] == 0
     # Again into another folder: the checkpoint is reused and the trained vectors are on disk.
