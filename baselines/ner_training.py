@@ -25,7 +25,7 @@ import dataclasses
 import math
 import random
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -40,7 +40,7 @@ from baselines.ner import (
     expand_transitions,
     support_words,
 )
-from benchmark.core.configs import ConfigError
+from benchmark.core.configs import EVALUATION_ONLY, ConfigError
 from benchmark.core.methods import METHODS, MethodContext, MethodEntry
 from benchmark.core.types import Encoder, Episode, EpisodeSource, EpisodeSpec, TaggedSentence
 from benchmark.engine.features import transformer_of
@@ -253,9 +253,9 @@ class TrainedStructShotConfig(SupervisedTaggingConfig):
     tag (log-softmax), paths scored with `transition_weight` x log abstract transition
     probabilities counted (add-`smoothing`) on the same source episodes."""
 
-    emission_scale: float = 0.5
-    transition_weight: float = 1.0
-    smoothing: float = 1.0
+    emission_scale: float = field(default=0.5, metadata=EVALUATION_ONLY)
+    transition_weight: float = field(default=1.0, metadata=EVALUATION_ONLY)
+    smoothing: float = field(default=1.0, metadata=EVALUATION_ONLY)
 
 
 class StructShot(NNShot):
@@ -294,8 +294,8 @@ class ContainerConfig(SupervisedTaggingConfig):
     steps; `support_steps=0` skips it and reads the cached trained vectors."""
 
     gaussian_dim: int = 128
-    support_steps: int = 30
-    support_lr: float = 5e-5
+    support_steps: int = field(default=30, metadata=EVALUATION_ONLY)
+    support_lr: float = field(default=5e-5, metadata=EVALUATION_ONLY)
 
     def __post_init__(self) -> None:
         if self.support_steps < 0:

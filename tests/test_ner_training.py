@@ -146,44 +146,32 @@ def test_container_fine_tunes_a_copy_on_each_support_the_same_way_for_the_same_s
     assert off.fit(episode.support, random.Random(0)).context is off and not off.cell_report()
 
 
-def test_a_container_cell_fine_tunes_per_episode_and_records_the_steps(
+def test_a_container_cell_fine_tunes_per_episode_and_its_checkpoint_serves_any_support_steps(
     tiny_bert, shared_data, tmp_path
 ):
-    args = [
-        "run",
-        "--task",
-        "crossner-conll-to-music",
-        "--data-dir",
-        str(shared_data),
-        "--method",
-        "container",
-        "--encoder",
-        str(tiny_bert),
-        "--n-way",
-        "3",
-        "--k-shot",
-        "1",
-        "--n-query",
-        "1",
-        "--episodes",
-        "3",
-        "--seeds",
-        "1",
-        "--no-progress",
-        "--quiet",
-        "--out",
-        str(tmp_path),
-        "--option",
-        "meta_episodes=2",
-        "--option",
-        "support_steps=3",
-    ]
-    assert main(args) == 0
-    (record,) = [json.loads(p.read_text()) for p in tmp_path.glob("*.json")]
-    assert record["status"] == "ok", record["error"]
-    steps = record["method_report"]["support_fine_tuning_steps"]
+    def run(out: str, steps: int) -> dict:
+        args = ["run", "--task", "crossner-conll-to-music", "--data-dir", str(shared_data),
+                "--method", "container", "--encoder", str(tiny_bert), "--n-way", "3",
+                "--k-shot", "1", "--n-query", "1", "--episodes", "3", "--seeds", "1",
+                "--no-progress", "--quiet", "--out", str(tmp_path / out), "--checkpoint-dir",
+                str(tmp_path / "ck"), "--option", "meta_episodes=2", "--option",
+                f"support_steps={steps}"]  # fmt: skip
+        assert main(args) == 0
+        (record,) = [json.loads(p.read_text()) for p in (tmp_path / out).glob("*.json")]
+        assert record["status"] == "ok", record["error"]
+        return record
+
+    tuned = run("tuned", 3)
+    steps = tuned["method_report"]["support_fine_tuning_steps"]
     assert len(steps) == 3 and all(1 <= s <= 3 for s in steps)
-    assert "eval_encoded" not in record["training"]  # no one trained encoder's cache
+    assert not tuned["training"]["reused"] and "eval_encoded" not in tuned["training"]
+    plain = run("plain", 0)  # an evaluation-only option: the same checkpoint, not retrained
+    assert (
+        plain["training"]["reused"]
+        and plain["training"]["checkpoint"] == tuned["training"]["checkpoint"]
+    )
+    assert plain["method_config"]["support_steps"] == 0 and not plain["method_report"]
+    assert plain["training"]["eval_encoded"] > 0  # the cached trained vectors, once per text
 
 
 class ScriptedLoss(torch.nn.Module):

@@ -15,6 +15,17 @@ class ConfigError(BenchmarkError, ValueError):
     """An option that the method's config does not have, or a value of the wrong type."""
 
 
+EVALUATION_ONLY = {"evaluation_only": True}
+"""Metadata of a config field that only changes how a trained method is scored, never how it
+trains: `field(default=..., metadata=EVALUATION_ONLY)`. A checkpoint serves every value of it."""
+
+
+def training_options(config: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    """`options` (`config` as a dict) without its evaluation-only fields."""
+    skip = {f.name for f in dataclasses.fields(config) if f.metadata.get("evaluation_only")}
+    return {name: value for name, value in options.items() if name not in skip}
+
+
 def parse_options(pairs: Sequence[str]) -> dict[str, str]:
     """`["inner-lr=0.01", "maml.first_order=true"]` -> `{"inner_lr": "0.01", ...}`; a method
     scope before the last dot keeps its spelling (`finetune-full.steps`)."""

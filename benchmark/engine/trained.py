@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from benchmark.core.configs import training_options
 from benchmark.core.datasource import sha256_of
 from benchmark.core.methods import Method, MethodContext
 from benchmark.core.types import EpisodeSpec
@@ -32,11 +33,12 @@ def cell_train_spec(cell: Cell) -> EpisodeSpec:
 
 
 def checkpoint_identity(cell: Cell, context: MethodContext) -> Record:
-    """What a checkpoint for this cell's method was (or must be) trained on."""
+    """What a checkpoint for this cell's method was (or must be) trained on: its config without
+    the evaluation-only options, which one checkpoint serves at any value."""
     train_spec = cell_train_spec(cell)
     return {
         "method": cell.method,
-        "method_config": cell.identity["method_config"],
+        "method_config": training_options(cell.entry.config, cell.identity["method_config"]),
         "task": cell.task.card.name,
         "task_version": cell.task.card.version,
         "class_split": cell.task.split_name,
