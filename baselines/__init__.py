@@ -1,6 +1,7 @@
 """Built-in methods; importing this package registers them."""
 
 from baselines import (
+    container,
     floors,
     frozen,
     icl,
@@ -17,6 +18,7 @@ from baselines import (
 )
 
 __all__ = [
+    "container",
     "floors",
     "frozen",
     "icl",

@@ -11,18 +11,20 @@ import random
 import pytest
 import torch
 
-from baselines.ner_training import (
+from baselines.container import (
     Container,
     ContainerConfig,
+    contrastive_gaussian_loss,
+    fine_tune_on_support,
+    gaussian_distances,
+)
+from baselines.ner_training import (
     NNShot,
     ProtoBERT,
     StructShot,
     SupervisedTaggingConfig,
     TokenTrainingConfig,
     TrainedStructShotConfig,
-    contrastive_gaussian_loss,
-    fine_tune_on_support,
-    gaussian_distances,
 )
 from benchmark.cli import main
 from benchmark.core.configs import ConfigError
