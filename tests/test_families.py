@@ -81,3 +81,18 @@ def test_ner_record_uses_entity_f1(records):
         records["crossner-conll-to-music"]["per_episode"]
         == records["crossner-music"]["per_episode"]
     )
+
+
+def test_ner_record_holds_span_errors_consistent_with_its_per_type_counts(records):
+    for task in ("crossner-music", "crossner-conll-to-music"):
+        record = records[task]
+        errors, types = record["span_errors"], record["per_class"].values()
+        assert len(errors["span_f1"]["per_episode"]) == 200
+        assert errors["span_f1"]["mean"] > record["mean"]  # some entities are found, mistyped
+        predicted = errors["correct"] + errors["wrong_type"] + errors["false_span"]
+        assert predicted == sum(t["predicted"] for t in types)
+        assert errors["correct"] + errors["wrong_type"] + errors["missed_span"] == sum(
+            t["support"] for t in types
+        )
+        assert 0 < errors["type_accuracy"] < 1
+    assert records["huffpost"]["span_errors"] is None

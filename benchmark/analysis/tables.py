@@ -140,6 +140,22 @@ def per_class_table(
     return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 
 
+def span_errors_table(records: Sequence[Record], tablefmt: str = "github") -> str:
+    """NER cells: entity F1 beside span F1 (types ignored), the type accuracy of the entities
+    found with the right span, and Few-NERD's error counts; other records are left out."""
+    rows = []
+    for r in sorted(records, key=_order):
+        e = r.get("span_errors") if r.get("status") == "ok" else None
+        if e:
+            accuracy = "-" if e["type_accuracy"] is None else f"{100 * e['type_accuracy']:.1f}"
+            rows.append([r["task"], r["method"], spec_label(r), f"{100 * r['mean']:.2f}",
+                         f"{100 * e['span_f1']['mean']:.2f}", accuracy, e["correct"],
+                         e["wrong_type"], e["false_span"], e["missed_span"]])  # fmt: skip
+    headers = ["task", "method", "spec", "entity F1 (%)", "span F1 (%)", "type accuracy (%)",
+               "correct", "wrong type", "false span", "missed span"]  # fmt: skip
+    return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
+
+
 def _across_key(record: Record) -> tuple:
     """What a cell is apart from its class split."""
     config = json.dumps(record.get("method_config"), sort_keys=True)

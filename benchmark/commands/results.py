@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 from benchmark.analysis.metric_choice import with_metric
-from benchmark.analysis.tables import per_class_table
+from benchmark.analysis.tables import per_class_table, span_errors_table
 from benchmark.commands.arguments import add_metric
 from benchmark.commands.running import print_tables
 from benchmark.engine.store import load_records
@@ -24,6 +24,12 @@ def register(commands: argparse._SubParsersAction) -> None:
         help="print each cell's per-class (NER: per entity type) precision, recall, F1 and "
         "support, pooled over its queries, worst F1 first",
     )
+    parser.add_argument(
+        "--span-errors",
+        action="store_true",
+        help="NER cells: entity F1 beside span F1 (types ignored), the type accuracy of the "
+        "entities found with the right span, and Few-NERD's span and type error counts",
+    )
     add_metric(parser)
     parser.set_defaults(handler=results)
 
@@ -35,6 +41,8 @@ def results(args: argparse.Namespace) -> int:
         print(json.dumps(records, indent=1, sort_keys=True))
     elif args.per_class:
         print(per_class_table(records))
+    elif args.span_errors:
+        print(span_errors_table(records))
     else:
         print_tables(records)
     return 0

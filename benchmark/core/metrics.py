@@ -1,5 +1,6 @@
 """Episode-level scores: the task's metric (accuracy or entity F1) per episode, macro-F1 per
-classification episode, and per-class (per entity type) counts pooled over every query."""
+classification episode, per-class (per entity type) counts pooled over every query, and for NER
+the span F1 per episode and Few-NERD's span and type errors pooled over every query."""
 
 from __future__ import annotations
 
@@ -40,14 +41,37 @@ class Tally(NamedTuple):
         }
 
 
+class SpanErrors(NamedTuple):
+    """Few-NERD's error analysis (Ding et al. 2021, section 6.3), pooled: predicted entities
+    right in span and type, right in span only (type errors), and whose span no gold entity has
+    (false positive span errors); gold entities whose span no prediction has (false negative)."""
+
+    correct: int = 0
+    wrong_type: int = 0
+    false_span: int = 0
+    missed_span: int = 0
+
+    def __add__(self, other: tuple[int, ...]) -> SpanErrors:  # type: ignore[override]
+        return SpanErrors(*(a + b for a, b in zip(self, other, strict=True)))
+
+    def summary(self) -> dict[str, float | int | None]:
+        """The counts and the type accuracy of the entities found with the right span (None
+        when there are none)."""
+        spans = self.correct + self.wrong_type
+        return {**self._asdict(), "type_accuracy": self.correct / spans if spans else None}
+
+
 @dataclass(frozen=True)
 class Scores:
     """Scores of a run of episodes, in order: the task's metric and (classification only)
-    macro-F1 per episode, and per-class tallies pooled over all their queries."""
+    macro-F1 per episode, per-class tallies pooled over all their queries, and (NER only) the
+    span F1 per episode (entities matched by position, types ignored) and pooled span errors."""
 
     metric: list[float]
     macro_f1: list[float] = field(default_factory=list)
     classes: dict[str, Tally] = field(default_factory=dict)
+    span_f1: list[float] = field(default_factory=list)
+    errors: SpanErrors = field(default_factory=SpanErrors)
 
     @staticmethod
     def join(parts: Iterable[Scores]) -> Scores:
@@ -55,12 +79,16 @@ class Scores:
         metric: list[float] = []
         macro: list[float] = []
         classes: dict[str, Tally] = {}
+        span_f1: list[float] = []
+        errors = SpanErrors()
         for part in parts:
             metric.extend(part.metric)
             macro.extend(part.macro_f1)
             for name, tally in part.classes.items():
                 classes[name] = classes[name] + tally if name in classes else tally
-        return Scores(metric, macro, classes)
+            span_f1.extend(part.span_f1)
+            errors = errors + part.errors
+        return Scores(metric, macro, classes, span_f1, errors)
 
     def per_class(self) -> dict[str, dict[str, float | int]]:
         """Precision, recall, F1 and support of each class, in name order."""
@@ -98,13 +126,17 @@ def classification_scores(predicted: Sequence[str], gold: Sequence[str]) -> Scor
 
 
 def tagging_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> Scores:
-    """One episode's entity F1 and per-type entity tallies."""
+    """One episode's entity F1, per-type entity tallies, span F1 and span errors."""
     score = entity_f1(gold, predicted)
     true, guessed = entities(gold), entities(predicted)
     right = Counter(kind for kind, _, _ in true & guessed)
     found, wanted = Counter(k for k, _, _ in guessed), Counter(k for k, _, _ in true)
     tallies = {kind: Tally(right[kind], found[kind], wanted[kind]) for kind in found | wanted}
-    return Scores([score], [], tallies)
+    spans = len({s[1:] for s in true} & {s[1:] for s in guessed})  # one type per span in BIO
+    span_f1 = 2 * spans / (len(true) + len(guessed)) if true or guessed else 0.0
+    errors = SpanErrors(len(true & guessed), spans - len(true & guessed), len(guessed) - spans,
+                        len(true) - spans)  # fmt: skip
+    return Scores([score], [], tallies, [span_f1], errors)
 
 
 def score_episode(kind: Kind, method: Method, episode: Episode, rng: random.Random) -> Scores:

@@ -110,6 +110,7 @@ def run_cell(
         "per_seed_mean": [sum(s) / len(s) for s in per_seed],
         "macro_f1": macro_summary(outcome.macro_f1),
         "per_class": outcome.per_class(),
+        "span_errors": span_errors(outcome) if cell.task.kind == "tagging" else None,
         "episodes_fingerprint": combined_fingerprint(episodes),
         "throughput": {
             "wall_s": wall_s,
@@ -129,6 +130,13 @@ def macro_summary(scores: Sequence[float]) -> dict[str, object] | None:
         return None
     summary = mean_ci(scores)
     return {"mean": summary.mean, "ci95": summary.ci95, "per_episode": list(scores)}
+
+
+def span_errors(scores: Scores) -> dict[str, object]:
+    """NER: the span F1 per episode with its mean and CI, and the pooled span and type errors."""
+    summary = mean_ci(scores.span_f1)
+    span_f1 = {"mean": summary.mean, "ci95": summary.ci95, "per_episode": list(scores.span_f1)}
+    return {"span_f1": span_f1, **scores.errors.summary()}
 
 
 def cache_counts(context: MethodContext) -> tuple[int, int]:
