@@ -204,8 +204,8 @@ class Container(NNShot):
             fine_tune_on_support(model, support, self.config, rng.randrange(2**63))
         )
         words = FrozenWords(model)
-        tags, vectors, labels = support_words(words, support)  # type: ignore[arg-type]
-        return NearestTokenKey(words, tags, vectors, labels, self.config.distance)  # type: ignore[arg-type]
+        tags, vectors, labels = support_words(words, support)
+        return NearestTokenKey(words, tags, vectors, labels, self.config.distance)
 
     def cell_report(self) -> dict[str, object]:
         """For the record: support fine-tuning steps per episode (none: the cached vectors)."""

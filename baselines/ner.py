@@ -10,6 +10,7 @@ import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import torch
 
@@ -26,11 +27,17 @@ class TokenMethodConfig:
     distance: Distance = "euclidean"
 
 
+class WordVectors(Protocol):
+    """What gives word vectors: a method context, or a trained method's own encoder."""
+
+    def embed_tokens(self, sentences: Sequence[Sequence[str]]) -> list[torch.Tensor]: ...
+
+
 @dataclass(frozen=True)
 class NearestTokenKey:
     """Tags each query word with the tag of its nearest key (a tag prototype or a support word)."""
 
-    context: MethodContext
+    context: WordVectors
     tags: list[str]
     keys: torch.Tensor
     key_tags: torch.Tensor
@@ -47,9 +54,10 @@ class NearestTokenKey:
 
 
 def support_words(
-    context: MethodContext, support: Sequence[TaggedSentence]
+    context: WordVectors, support: Sequence[TaggedSentence]
 ) -> tuple[list[str], torch.Tensor, torch.Tensor]:
-    """Sorted tag names, every support word's vector, and each word's tag index."""
+    """Sorted tag names, every support word's vector (from `context`), and each word's tag
+    index."""
     tags = sorted({tag for s in support for tag in s.tags})
     position = {tag: i for i, tag in enumerate(tags)}
     vectors = torch.cat(context.embed_tokens([s.tokens for s in support]))
@@ -200,7 +208,7 @@ class StructShotConfig(MetaTrainConfig):
 class ViterbiTagger:
     """Tags query sentences with the best path under NNShot emissions and expanded transitions."""
 
-    context: MethodContext
+    context: WordVectors
     tags: list[str]
     keys: torch.Tensor
     key_tags: torch.Tensor

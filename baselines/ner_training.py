@@ -32,6 +32,7 @@ from baselines.ner import (
     abstract_log_probs,
     count_transitions,
     expand_transitions,
+    support_words,
 )
 from benchmark.core.configs import EVALUATION_ONLY
 from benchmark.core.methods import METHODS, MethodContext, MethodEntry
@@ -154,22 +155,12 @@ class TokenLearner(nn.Module):
         self.context = dataclasses.replace(self.context, encoder=encoder)
         self.transformer = None
 
-    def support_words(
-        self, support: Sequence[TaggedSentence]
-    ) -> tuple[list[str], torch.Tensor, torch.Tensor]:
-        """Sorted tag names, every support word's vector, and each word's tag index."""
-        tags = sorted({tag for s in support for tag in s.tags})
-        position = {tag: i for i, tag in enumerate(tags)}
-        vectors = torch.cat(self.embed_tokens([s.tokens for s in support]))
-        labels = torch.tensor([position[t] for s in support for t in s.tags], device=vectors.device)
-        return tags, vectors, labels
-
     def nearest_words(self, support: Sequence[TaggedSentence]) -> NearestTokenKey:
         """NNShot's tagger: each query word takes its nearest support word's tag."""
         self.eval()
         with torch.no_grad():
-            tags, vectors, labels = self.support_words(support)
-        return NearestTokenKey(self, tags, vectors, labels, self.config.distance)  # type: ignore[arg-type]
+            tags, vectors, labels = support_words(self, support)
+        return NearestTokenKey(self, tags, vectors, labels, self.config.distance)
 
 
 def token_prototypes(vectors: torch.Tensor, labels: torch.Tensor, count: int) -> torch.Tensor:
@@ -183,7 +174,7 @@ class ProtoBERT(TokenLearner):
     negative squared distances to the support's tag prototypes."""
 
     def episode_loss(self, episode: Episode) -> torch.Tensor:
-        tags, vectors, labels = self.support_words(episode.support)  # type: ignore[arg-type]
+        tags, vectors, labels = support_words(self, episode.support)  # type: ignore[arg-type]
         prototypes = token_prototypes(vectors, labels, len(tags))
         position = {tag: i for i, tag in enumerate(tags)}
         queries = torch.cat(self.embed_tokens([s.tokens for s in episode.query]))
@@ -199,10 +190,10 @@ class ProtoBERT(TokenLearner):
     def fit(self, support: Sequence[TaggedSentence], rng: random.Random) -> NearestTokenKey:
         self.eval()
         with torch.no_grad():
-            tags, vectors, labels = self.support_words(support)
+            tags, vectors, labels = support_words(self, support)
             prototypes = token_prototypes(vectors, labels, len(tags))
         index = torch.arange(len(tags), device=prototypes.device)
-        return NearestTokenKey(self, tags, prototypes, index, self.config.distance)  # type: ignore[arg-type]
+        return NearestTokenKey(self, tags, prototypes, index, self.config.distance)
 
 
 def bio_tags(types: Sequence[str]) -> list[str]:
@@ -269,11 +260,11 @@ class StructShot(NNShot):
     def fit(self, support: Sequence[TaggedSentence], rng: random.Random) -> ViterbiTagger:
         self.eval()
         with torch.no_grad():
-            tags, vectors, labels = self.support_words(support)
+            tags, vectors, labels = support_words(self, support)
         start, transitions = expand_transitions(
             abstract_log_probs(self.counts, self.config.smoothing), tags
         )
-        return ViterbiTagger(self, tags, vectors, labels, self.config, start, transitions)  # type: ignore[arg-type]
+        return ViterbiTagger(self, tags, vectors, labels, self.config, start, transitions)
 
 
 for _name, _entry in {
