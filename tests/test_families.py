@@ -95,4 +95,5 @@ def test_ner_record_holds_span_errors_consistent_with_its_per_type_counts(record
             t["support"] for t in types
         )
         assert 0 < errors["type_accuracy"] < 1
+        assert 0 < errors["left_out"] < errors["false_span"]  # 5 of music's 13 types an episode
     assert records["huffpost"]["span_errors"] is None

@@ -150,9 +150,11 @@ def span_errors_table(records: Sequence[Record], tablefmt: str = "github") -> st
             accuracy = "-" if e["type_accuracy"] is None else f"{100 * e['type_accuracy']:.1f}"
             rows.append([r["task"], r["method"], spec_label(r), f"{100 * r['mean']:.2f}",
                          f"{100 * e['span_f1']['mean']:.2f}", accuracy, e["correct"],
-                         e["wrong_type"], e["false_span"], e["missed_span"]])  # fmt: skip
+                         e["wrong_type"], e["false_span"], e["left_out"],
+                         e["missed_span"]])  # fmt: skip
     headers = ["task", "method", "spec", "entity F1 (%)", "span F1 (%)", "type accuracy (%)",
-               "correct", "wrong type", "false span", "missed span"]  # fmt: skip
+               "correct", "wrong type", "false span", "of which left-out types",
+               "missed span"]  # fmt: skip
     return tabulate(rows, headers=headers, tablefmt=tablefmt, disable_numparse=True)
 
 

@@ -44,12 +44,15 @@ class Tally(NamedTuple):
 class SpanErrors(NamedTuple):
     """Few-NERD's error analysis (Ding et al. 2021, section 6.3), pooled: predicted entities
     right in span and type, right in span only (type errors), and whose span no gold entity has
-    (false positive span errors); gold entities whose span no prediction has (false negative)."""
+    (false positive span errors); gold entities whose span no prediction has (false negative);
+    and of the false spans, those on words of an entity of a type the episode left out (tagged
+    `O` in it) that touch no entity of the episode's types."""
 
     correct: int = 0
     wrong_type: int = 0
     false_span: int = 0
     missed_span: int = 0
+    left_out: int = 0
 
     def __add__(self, other: tuple[int, ...]) -> SpanErrors:  # type: ignore[override]
         return SpanErrors(*(a + b for a, b in zip(self, other, strict=True)))
@@ -125,18 +128,38 @@ def classification_scores(predicted: Sequence[str], gold: Sequence[str]) -> Scor
     return Scores([score], [macro_f1(tallies)], tallies)
 
 
-def tagging_scores(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> Scores:
-    """One episode's entity F1, per-type entity tallies, span F1 and span errors."""
+def tagging_scores(
+    gold: Sequence[Sequence[str]],
+    predicted: Sequence[Sequence[str]],
+    full: Sequence[Sequence[str]] | None = None,
+) -> Scores:
+    """One episode's entity F1, per-type entity tallies, span F1 and span errors; `full`, the
+    sentences' own tags (the types the episode left out not re-tagged `O`), finds the false spans
+    on entities of left-out types."""
     score = entity_f1(gold, predicted)
     true, guessed = entities(gold), entities(predicted)
     right = Counter(kind for kind, _, _ in true & guessed)
     found, wanted = Counter(k for k, _, _ in guessed), Counter(k for k, _, _ in true)
     tallies = {kind: Tally(right[kind], found[kind], wanted[kind]) for kind in found | wanted}
-    spans = len({s[1:] for s in true} & {s[1:] for s in guessed})  # one type per span in BIO
+    true_spans = {s[1:] for s in true}
+    spans = len(true_spans & {s[1:] for s in guessed})  # one type per span in BIO
     span_f1 = 2 * spans / (len(true) + len(guessed)) if true or guessed else 0.0
+    left_out = 0
+    if full is not None:
+        hidden = _positions(entities(full) - true)
+        shown = _positions(true)
+        for _, first, last in guessed:
+            words = set(range(first, last + 1))
+            if (first, last) not in true_spans and words & hidden and not words & shown:
+                left_out += 1
     errors = SpanErrors(len(true & guessed), spans - len(true & guessed), len(guessed) - spans,
-                        len(true) - spans)  # fmt: skip
+                        len(true) - spans, left_out)  # fmt: skip
     return Scores([score], [], tallies, [span_f1], errors)
+
+
+def _positions(found: set[tuple[str, int, int]]) -> set[int]:
+    """Every word position the entities cover."""
+    return {i for _, first, last in found for i in range(first, last + 1)}
 
 
 def score_episode(kind: Kind, method: Method, episode: Episode, rng: random.Random) -> Scores:
@@ -147,6 +170,7 @@ def score_episode(kind: Kind, method: Method, episode: Episode, rng: random.Rand
         predicted = predictor.predict([s.tokens for s in episode.query])
         if [len(p) for p in predicted] != [len(s.tokens) for s in episode.query]:
             raise ValueError("a tagging method must return one tag per query token")
-        return tagging_scores([s.tags for s in episode.query], predicted)
+        full = [s.full_tags or s.tags for s in episode.query]  # type: ignore[union-attr]
+        return tagging_scores([s.tags for s in episode.query], predicted, full)
     predicted = predictor.predict([e.text for e in episode.query])
     return classification_scores(predicted, [e.label for e in episode.query])

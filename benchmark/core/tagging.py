@@ -44,9 +44,10 @@ def mentions(sentence: TaggedSentence) -> Counter[str]:
 
 
 def restrict(sentence: TaggedSentence, types: frozenset[str]) -> TaggedSentence:
-    """The sentence with entities of other types re-tagged `O`."""
+    """The sentence with entities of other types re-tagged `O`, its own tags kept as
+    `full_tags`."""
     tags = tuple(tag if tag == "O" or tag[2:] in types else "O" for tag in sentence.tags)
-    return replace(sentence, tags=tags)
+    return replace(sentence, tags=tags, full_tags=sentence.full_tags or sentence.tags)
 
 
 @dataclass(frozen=True)

@@ -27,11 +27,14 @@ class Example:
 
 @dataclass(frozen=True)
 class TaggedSentence:
-    """A tokenised sentence with one BIO tag per token (`O`, `B-type`, `I-type`)."""
+    """A tokenised sentence with one BIO tag per token (`O`, `B-type`, `I-type`). In an
+    episode, `full_tags` are the data set's own tags when `tags` re-tag the types the episode
+    left out `O` (None otherwise); they are not part of equality, hashing or fingerprints."""
 
     uid: str
     tokens: tuple[str, ...]
     tags: tuple[str, ...]
+    full_tags: tuple[str, ...] | None = field(default=None, compare=False, repr=False)
 
     @property
     def types(self) -> frozenset[str]:
